@@ -17,7 +17,9 @@ def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path; on success it is fsynced and renamed onto ``target``."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    # Keep the target's suffixes so writers that pick a format by extension still work.
+    suffix = ".tmp" + "".join(target.suffixes)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.stem}.", suffix=suffix)
     os.close(fd)
     tmp_path = Path(tmp)
     try:

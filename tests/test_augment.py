@@ -1,0 +1,44 @@
+import pytest
+import torch
+
+from slicevid.augment import PAPER_ANGLES, RandomAxialRotation, rotate_axial
+
+
+def test_zero_angle_is_identity():
+    volume = torch.rand(2, 1, 3, 16, 20)
+    assert torch.allclose(rotate_axial(volume, torch.zeros(2)), volume, atol=1e-5)
+
+
+def test_rotation_by_90_degrees_moves_pixels_in_plane_only():
+    volume = torch.zeros(1, 1, 2, 9, 9)
+    volume[0, 0, :, 4, 7] = 1.0  # a point to the right of centre, on every slice
+    rotated = rotate_axial(volume, torch.tensor([90.0]))
+    peak = rotated[0, 0, 0].argmax()
+    assert divmod(int(peak), 9) in {(1, 4), (7, 4)}  # now above or below centre
+    assert torch.equal(rotated[0, 0, 0], rotated[0, 0, 1])  # same angle for all slices
+
+
+def test_paper_angles_and_clip():
+    aug = RandomAxialRotation()
+    assert aug.angles.tolist() == list(PAPER_ANGLES)
+    gen = torch.Generator().manual_seed(0)
+    angles = aug.sample_angles(2000, gen)
+    assert set(angles.tolist()) == set(PAPER_ANGLES)
+    out = aug(torch.rand(4, 1, 3, 16, 16) * 1.5, gen)
+    assert out.shape == (4, 1, 3, 16, 16) and out.max() <= 1.0 and out.min() >= 0.0
+
+
+def test_notebook_variant_skips_a_quarter():
+    aug = RandomAxialRotation.notebook_variant()
+    angles = aug.sample_angles(8000, torch.Generator().manual_seed(1))
+    assert 0.0 not in aug.angles.tolist()
+    assert abs((angles == 0).float().mean().item() - 0.25) < 0.02
+
+
+def test_single_volume_and_bad_shape():
+    aug = RandomAxialRotation(angles=[10.0])
+    assert aug(torch.rand(1, 2, 8, 8)).shape == (1, 2, 8, 8)
+    with pytest.raises(ValueError, match=r"\(C, D, H, W\)"):
+        aug(torch.rand(8, 8))
+    with pytest.raises(ValueError, match="p must"):
+        RandomAxialRotation(p=2.0)
