@@ -26,6 +26,10 @@ _ENCODERS: Registry[nn.Module] = Registry("encoder")
 
 # VGG-16 configuration "D": conv widths, "M" = 2x2 max-pool ending each block.
 _VGG16_LAYOUT = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M")
+# Position of each conv in ``VGG16Encoder.features`` (each conv is followed by a ReLU).
+VGG16_CONV_INDICES = tuple(
+    i + sum(1 for s in _VGG16_LAYOUT[:i] if s != "M") for i, s in enumerate(_VGG16_LAYOUT) if s != "M"
+)
 
 
 class VGG16Encoder(nn.Module):

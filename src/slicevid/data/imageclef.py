@@ -135,6 +135,7 @@ class ImageCLEFTBT(CTVolumeDataset):
             if split != "test":
                 raise ValueError(f"split={split!r} needs labels_csv; only split='test' runs unlabeled")
             super().__init__(list_scans(root), None, on_error=on_error, **kwargs)
+            self.classes = TB_CLASSES
             return
         sources, labels, skipped = [], [], []
         for name, label in read_label_csv(labels_csv, file_column, label_column):
@@ -153,6 +154,7 @@ class ImageCLEFTBT(CTVolumeDataset):
             keep = train if split == "train" else val
             sources, labels_arr = [sources[i] for i in keep], labels_arr[keep]
         super().__init__(sources, labels_arr, on_error=on_error, **kwargs)
+        self.classes = TB_CLASSES
         if skipped:
             self._drop_reported(skipped)
 

@@ -14,7 +14,7 @@ class                 lesion pattern
 Infiltrative          patchy consolidation (thresholded smooth noise)
 Focal                 a few nodules clustered in a short column along the body axis
 Tuberculoma           one round mass
-Miliary               many tiny nodules scattered through both lungs
+Miliary               many small nodules scattered through both lungs
 Fibro-cavernous       a cavity: air inside a thick wall
 ====================  ==============================================================
 
@@ -37,6 +37,7 @@ from .imageclef import TB_CLASSES
 from .video import UCF50_PAPER_CLASSES
 
 AIR_HU, LUNG_HU, TISSUE_HU = -1000.0, -850.0, 40.0
+LESION_HU = 300.0  # dense (calcified-like) lesions stand out from soft tissue after the HU window
 FOV_MM, BODY_LENGTH_MM = 340.0, 300.0
 
 
@@ -117,28 +118,28 @@ def _paint_lesions(volume, grid, label, lungs, lung_mask, rng) -> None:
     if label == 0:  # patchy consolidation
         from scipy.ndimage import gaussian_filter
 
-        center, radius = _lung_point(rng, lungs), rng.uniform(40, 60)
+        center, radius = _lung_point(rng, lungs, 0.4), rng.uniform(50, 70)
         field = gaussian_filter(rng.normal(size=volume.shape), sigma=2.0)
         box, region = grid.ellipsoid(center, (radius, radius, radius))
-        patch = region & (field[box] > np.quantile(field, 0.55)) & lung_mask[box]
-        volume[box][patch] = rng.uniform(-150, -50)
+        patch = region & (field[box] > np.quantile(field, 0.5)) & lung_mask[box]
+        volume[box][patch] = LESION_HU - rng.uniform(0, 60)
     elif label == 1:  # a short column of nodules along depth, gaps between them
-        center, radius = _lung_point(rng, lungs, 0.4), rng.uniform(9, 14)
-        count, step = rng.integers(3, 5), radius * rng.uniform(2.6, 3.2)
+        center, radius = _lung_point(rng, lungs, 0.3), rng.uniform(14, 20)
+        count, step = rng.integers(3, 5), radius * rng.uniform(2.6, 3.0)
         for k in range(count):
             offset = (k - (count - 1) / 2) * step
-            _paint(volume, grid, center + np.array([offset, 0.0, 0.0]), (radius, radius, radius), 30.0, lung_mask)
+            _paint(volume, grid, center + np.array([offset, 0.0, 0.0]), (radius,) * 3, LESION_HU, lung_mask)
     elif label == 2:  # one round mass
-        radius = rng.uniform(12, 22)
-        _paint(volume, grid, _lung_point(rng, lungs, 0.4), (radius,) * 3, 30.0, lung_mask)
-    elif label == 3:  # many tiny nodules
-        for _ in range(rng.integers(40, 80)):
-            radius = rng.uniform(3.5, 5.0)
-            _paint(volume, grid, _lung_point(rng, lungs, 0.85), (radius,) * 3, 0.0, lung_mask)
+        radius = rng.uniform(18, 30)
+        _paint(volume, grid, _lung_point(rng, lungs, 0.3), (radius,) * 3, LESION_HU, lung_mask)
+    elif label == 3:  # many small nodules
+        for _ in range(rng.integers(35, 60)):
+            radius = rng.uniform(5.5, 7.5)
+            _paint(volume, grid, _lung_point(rng, lungs, 0.85), (radius,) * 3, LESION_HU, lung_mask)
     elif label == 4:  # thick-walled cavity
-        center, outer = _lung_point(rng, lungs, 0.4), rng.uniform(16, 24)
-        _paint(volume, grid, center, (outer,) * 3, 20.0, lung_mask)
-        inner = outer - rng.uniform(6, 9)
+        center, outer = _lung_point(rng, lungs, 0.3), rng.uniform(24, 32)
+        _paint(volume, grid, center, (outer,) * 3, LESION_HU, lung_mask)
+        inner = outer - rng.uniform(8, 11)
         _paint(volume, grid, center, (inner,) * 3, AIR_HU, lung_mask)
     else:
         raise ValueError(f"label must be 0..4, got {label}")

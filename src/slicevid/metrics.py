@@ -1,0 +1,121 @@
+"""Classification metrics in the challenge's terms: unweighted Cohen's kappa, accuracy, per-class F1.
+
+All numbers come from scikit-learn; this module only gathers them into one report that
+prints as a table (the paper's Table 1 layout) and saves as JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from ._io import atomic_write_text
+
+
+@dataclass(frozen=True)
+class ClassificationReport:
+    """Metrics of one set of predictions.
+
+    Attributes:
+        kappa: unweighted Cohen's kappa (the ImageCLEF TBT metric).
+        accuracy: fraction of correct predictions.
+        f1: per-class F1, in class order (0 for a class never predicted nor present).
+        confusion: confusion matrix, rows = true class, columns = predicted class.
+        support: number of true samples per class.
+        class_names: names of the classes, in label order.
+    """
+
+    kappa: float
+    accuracy: float
+    f1: tuple[float, ...]
+    confusion: tuple[tuple[int, ...], ...]
+    support: tuple[int, ...]
+    class_names: tuple[str, ...]
+
+    @property
+    def num_samples(self) -> int:
+        return int(sum(self.support))
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "f1_by_class": dict(zip(self.class_names, self.f1, strict=True))}
+
+    def save_json(self, path: str | os.PathLike) -> None:
+        atomic_write_text(path, json.dumps(self.to_dict(), indent=2) + "\n")
+
+    def to_markdown(self, name: str = "model") -> str:
+        """A one-row table in the paper's layout: kappa, accuracy, then F1 per class."""
+        return format_table({name: self}, self.class_names)
+
+    def __str__(self) -> str:
+        return self.to_markdown()
+
+
+def classification_report(
+    y_true: Sequence[int] | np.ndarray,
+    y_pred: Sequence[int] | np.ndarray,
+    class_names: Sequence[str] | None = None,
+    num_classes: int | None = None,
+) -> ClassificationReport:
+    """Kappa, accuracy, per-class F1, confusion matrix and support for integer labels.
+
+    Args:
+        y_true: true class indices.
+        y_pred: predicted class indices.
+        class_names: names in label order; defaults to ``"0"``, ``"1"``, ...
+        num_classes: number of classes (defaults to ``len(class_names)`` or the largest label + 1).
+    """
+    from sklearn.metrics import accuracy_score, cohen_kappa_score, confusion_matrix, f1_score
+
+    y_true, y_pred = np.asarray(y_true, dtype=np.int64), np.asarray(y_pred, dtype=np.int64)
+    if y_true.shape != y_pred.shape or y_true.ndim != 1 or len(y_true) == 0:
+        raise ValueError(f"y_true and y_pred must be equal-length 1D sequences, got {y_true.shape} and {y_pred.shape}")
+    if num_classes is None:
+        num_classes = len(class_names) if class_names else int(max(y_true.max(), y_pred.max())) + 1
+    names = tuple(class_names) if class_names else tuple(str(i) for i in range(num_classes))
+    labels = np.arange(num_classes)
+    # kappa is undefined (0/0) when both raters use one class only; report 0 agreement beyond chance.
+    single = len(np.union1d(y_true, y_pred)) == 1
+    kappa = 0.0 if single else float(cohen_kappa_score(y_true, y_pred, labels=labels))
+    return ClassificationReport(
+        kappa=kappa,
+        accuracy=float(accuracy_score(y_true, y_pred)),
+        f1=tuple(float(f) for f in f1_score(y_true, y_pred, labels=labels, average=None, zero_division=0)),
+        confusion=tuple(tuple(int(v) for v in row) for row in confusion_matrix(y_true, y_pred, labels=labels)),
+        support=tuple(int(v) for v in np.bincount(y_true, minlength=num_classes)[:num_classes]),
+        class_names=names,
+    )
+
+
+def format_table(
+    reports: Mapping[str, ClassificationReport | None],
+    class_names: Sequence[str],
+    reference: Mapping[str, Mapping[str, float | None]] | None = None,
+) -> str:
+    """A Markdown table with one row per method: kappa, accuracy and F1 per class.
+
+    ``reports`` values may be ``None`` for methods not run (shown as "not run"). With
+    ``reference`` (method -> {"kappa": ..., class name: F1}), the paper's value is shown
+    beside each measured one as ``ours (paper)``.
+    """
+    header = ["method", "kappa", "accuracy", *[f"F1 {name}" for name in class_names]]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for method, report in reports.items():
+        paper = (reference or {}).get(method, {})
+        if report is None:
+            cells = ["not run"] * (len(header) - 1)
+        else:
+            values = {"kappa": report.kappa, "accuracy": report.accuracy,
+                      **dict(zip(class_names, report.f1, strict=True))}
+            cells = [_cell(values[key], paper.get(key), key in paper) for key in ["kappa", "accuracy", *class_names]]
+        lines.append("| " + " | ".join([method, *cells]) + " |")
+    return "\n".join(lines)
+
+
+def _cell(ours: float, paper: float | None, has_reference: bool) -> str:
+    if not has_reference:
+        return f"{ours:.2f}"
+    return f"{ours:.2f} ({'n/a' if paper is None else f'{paper:.2f}'})"

@@ -1,0 +1,18 @@
+"""Training: ``fit`` / ``evaluate``, the two ViPTT-Net stages, the config, the feature cache."""
+
+from .config import TrainConfig
+from .engine import Evaluation, FitResult, evaluate, fit
+from .features import FeatureDataset, extract_features
+from .stages import finetune, pretrain
+
+__all__ = [
+    "Evaluation",
+    "FeatureDataset",
+    "FitResult",
+    "TrainConfig",
+    "evaluate",
+    "extract_features",
+    "finetune",
+    "fit",
+    "pretrain",
+]

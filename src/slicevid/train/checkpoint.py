@@ -1,0 +1,92 @@
+"""Training checkpoints in safetensors: model, best weights, optimizer, scheduler, progress.
+
+Tensors go in the safetensors body; everything else (epoch, history, scheduler counters,
+optimizer hyper-parameters) goes in its JSON metadata, so nothing is ever unpickled.
+Writes are atomic: a run killed mid-save keeps its previous checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .._io import atomic_write
+
+LAST_CHECKPOINT = "last.safetensors"
+
+
+def _flatten_optimizer(state: dict) -> tuple[dict[str, torch.Tensor], dict]:
+    tensors, scalars = {}, {}
+    for index, values in state["state"].items():
+        for name, value in values.items():
+            if isinstance(value, torch.Tensor):
+                tensors[f"optim.{index}.{name}"] = value
+            else:
+                scalars.setdefault(str(index), {})[name] = value
+    return tensors, {"param_groups": state["param_groups"], "scalars": scalars}
+
+
+def _unflatten_optimizer(tensors: dict[str, torch.Tensor], meta: dict) -> dict:
+    state: dict[int, dict[str, Any]] = {}
+    for key, value in tensors.items():
+        if key.startswith("optim."):
+            _, index, name = key.split(".", 2)
+            state.setdefault(int(index), {})[name] = value
+    for index, values in meta["scalars"].items():
+        state.setdefault(int(index), {}).update(values)
+    return {"state": state, "param_groups": meta["param_groups"]}
+
+
+def save_checkpoint(
+    path: str | os.PathLike,
+    *,
+    model: torch.nn.Module,
+    best_state: dict[str, torch.Tensor],
+    optimizer: torch.optim.Optimizer,
+    scheduler: Any,
+    progress: dict,
+) -> None:
+    """Atomically write everything needed to resume training exactly."""
+    from safetensors.torch import save_file
+
+    optim_tensors, optim_meta = _flatten_optimizer(optimizer.state_dict())
+    tensors = {
+        **{f"model.{k}": v for k, v in model.state_dict().items()},
+        **{f"best.{k}": v for k, v in best_state.items()},
+        **optim_tensors,
+        "rng.torch": torch.get_rng_state(),
+    }
+    tensors = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
+    metadata = {
+        "progress": json.dumps(progress),
+        "optimizer": json.dumps(optim_meta),
+        "scheduler": json.dumps(scheduler.state_dict() if scheduler is not None else None),
+    }
+    atomic_write(path, lambda tmp: save_file(tensors, str(tmp), metadata=metadata))
+
+
+def load_checkpoint(path: str | os.PathLike) -> dict:
+    """Read a checkpoint: ``model`` / ``best`` state dicts, ``optimizer``, ``scheduler``, ``progress``, ``rng``."""
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    tensors = load_file(str(path))
+    with safe_open(str(path), framework="pt") as handle:
+        metadata = handle.metadata()
+
+    def section(prefix: str) -> dict[str, torch.Tensor]:
+        return {k.removeprefix(prefix): v for k, v in tensors.items() if k.startswith(prefix)}
+
+    return {
+        "model": section("model."),
+        "best": section("best."),
+        "optimizer": _unflatten_optimizer(tensors, json.loads(metadata["optimizer"])),
+        "scheduler": json.loads(metadata["scheduler"]),
+        "progress": json.loads(metadata["progress"]),
+        "rng": tensors["rng.torch"],
+    }

@@ -1,0 +1,63 @@
+"""The frozen-encoder feature cache.
+
+When the channel adapter and the encoder are both frozen and the inputs are not
+augmented, a clip's slice features never change during training. They are computed
+once, kept in memory as a ``(N, D, F)`` float32 tensor, and the aggregator and head train
+on them: an epoch then costs an LSTM pass instead of ``D`` CNN passes per sample.
+
+The paper's video pretraining freezes VGG-16 but keeps training the 1x1x1 adapter, so the
+cache is exact only with the adapter frozen too (``freeze_encoder(include_adapter=True)``).
+That is the fast path; the exact uncached recipe stays the default.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from ..model import SliceSequenceClassifier
+
+
+class FeatureDataset(Dataset):
+    """Precomputed slice features ``(D, F)`` with their labels."""
+
+    def __init__(self, features: torch.Tensor, labels: torch.Tensor) -> None:
+        self.features, self.labels = features, labels
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        return self.features[index], int(self.labels[index])
+
+
+@torch.no_grad()
+def extract_features(
+    model: SliceSequenceClassifier,
+    dataset: Dataset,
+    *,
+    batch_size: int = 8,
+    device: torch.device | str = "cpu",
+    autocast_dtype: torch.dtype | None = None,
+    num_workers: int = 0,
+    progress: bool = False,
+) -> FeatureDataset:
+    """Encode every sample of ``dataset`` once with the (frozen) adapter and encoder."""
+    from tqdm.auto import tqdm
+
+    if not model.features_frozen:
+        raise ValueError(
+            "The feature cache is exact only when the adapter and encoder are frozen: call "
+            "model.freeze_encoder(include_adapter=True) first."
+        )
+    device = torch.device(device)
+    was_training = model.training
+    model.eval()
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers)
+    features, labels = [], []
+    for volumes, targets in tqdm(loader, desc="features", unit="batch", disable=not progress):
+        with torch.autocast(device.type, dtype=autocast_dtype or torch.float32, enabled=autocast_dtype is not None):
+            features.append(model.forward_features(volumes.to(device)).float().cpu())
+        labels.append(torch.as_tensor(targets))
+    model.train(was_training)
+    return FeatureDataset(torch.cat(features), torch.cat(labels))

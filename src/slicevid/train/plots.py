@@ -1,0 +1,85 @@
+"""PNG plots for a run: training curves, confusion matrix, slice montage (like the paper's Fig. 2)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from .._io import atomic_write
+from ..metrics import ClassificationReport
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, path: str | os.PathLike) -> Path:
+    plt = _pyplot()
+    fig.tight_layout()
+    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
+    plt.close(fig)
+    return Path(path)
+
+
+def plot_training_curves(history: Sequence[dict], path: str | os.PathLike) -> Path:
+    """Loss (train and validation) and validation kappa per epoch."""
+    plt = _pyplot()
+    epochs = [row["epoch"] for row in history]
+    fig, (loss_ax, kappa_ax) = plt.subplots(1, 2, figsize=(9, 3.4))
+    loss_ax.plot(epochs, [row["train_loss"] for row in history], "o-", label="train")
+    if history and "val_loss" in history[0]:
+        loss_ax.plot(epochs, [row["val_loss"] for row in history], "o-", label="validation")
+        kappa_ax.plot(epochs, [row["val_kappa"] for row in history], "o-", color="tab:green")
+    loss_ax.set(xlabel="epoch", ylabel="cross-entropy", title="loss")
+    loss_ax.legend()
+    kappa_ax.set(xlabel="epoch", ylabel="Cohen's kappa", title="validation kappa", ylim=(-1.05, 1.05))
+    kappa_ax.axhline(0, color="grey", lw=0.5)
+    return _save(fig, path)
+
+
+def plot_confusion_matrix(report: ClassificationReport, path: str | os.PathLike, title: str = "") -> Path:
+    """Confusion matrix with counts, rows = true class."""
+    plt = _pyplot()
+    matrix = np.asarray(report.confusion)
+    size = 1.2 + 0.7 * len(report.class_names)
+    fig, ax = plt.subplots(figsize=(size + 1, size))
+    image = ax.imshow(matrix, cmap="Blues")
+    ticks = range(len(report.class_names))
+    ax.set_xticks(ticks, report.class_names, rotation=35, ha="right")
+    ax.set_yticks(ticks, report.class_names)
+    for (row, col), value in np.ndenumerate(matrix):
+        ax.text(col, row, str(value), ha="center", va="center",
+                color="white" if value > matrix.max() / 2 else "black")
+    ax.set(xlabel="predicted", ylabel="true",
+           title=title or f"kappa {report.kappa:.2f}, accuracy {report.accuracy:.2f}")
+    fig.colorbar(image, ax=ax, fraction=0.046)
+    return _save(fig, path)
+
+
+def plot_slice_montage(
+    volume: np.ndarray, path: str | os.PathLike, *, num_slices: int = 12, columns: int = 6, title: str = ""
+) -> Path:
+    """Evenly spaced slices of a ``(D, H, W)`` or ``(1, D, H, W)`` volume in [0, 1], in order."""
+    plt = _pyplot()
+    volume = np.asarray(volume).squeeze()
+    if volume.ndim != 3:
+        raise ValueError(f"plot_slice_montage expects a (D, H, W) volume, got shape {volume.shape}")
+    picks = np.linspace(0, volume.shape[0] - 1, min(num_slices, volume.shape[0])).round().astype(int)
+    rows = int(np.ceil(len(picks) / columns))
+    fig, axes = plt.subplots(rows, columns, figsize=(1.6 * columns, 1.7 * rows + 0.4), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, index in zip(axes.flat, picks, strict=False):
+        ax.imshow(volume[index], cmap="gray", vmin=0, vmax=1)
+        ax.set_title(f"slice {index}", fontsize=8)
+    if title:
+        fig.suptitle(title)
+    return _save(fig, path)

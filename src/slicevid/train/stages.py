@@ -1,0 +1,66 @@
+"""The paper's two stages: pretrain on video with the encoder frozen, then fine-tune on CT.
+
+* ``pretrain``: VGG-16 (the encoder) is frozen, the adapter, LSTM and head train on action
+  clips (10 classes for the paper's UCF50 subset). With ``config.feature_cache`` the adapter
+  is frozen too and slice features are computed once (see :mod:`slicevid.train.features`).
+* ``finetune``: start from a pretrained model (or from scratch: the paper's "No PT"),
+  replace the output layer with a ``num_classes``-way one, unfreeze every layer, train.
+"""
+
+from __future__ import annotations
+
+import os
+
+from torch.utils.data import Dataset
+
+from ..model import SliceSequenceClassifier
+from .config import TrainConfig
+from .engine import FitResult, fit
+
+
+def pretrain(
+    model: SliceSequenceClassifier,
+    train_data: Dataset,
+    val_data: Dataset | None = None,
+    config: TrainConfig | None = None,
+    *,
+    freeze_encoder: bool = True,
+    class_names=None,
+) -> FitResult:
+    """Video pretraining: freeze the encoder (and the adapter when caching features), train the rest.
+
+    ``freeze_encoder=False`` trains the encoder too, for encoders without pretrained
+    weights (the feature cache then cannot be used).
+    """
+    config = config or TrainConfig()
+    if freeze_encoder:
+        model.freeze_encoder(include_adapter=config.feature_cache)
+    else:
+        model.unfreeze_encoder()
+    return fit(model, train_data, val_data, config, class_names=class_names)
+
+
+def finetune(
+    model: SliceSequenceClassifier | str | os.PathLike,
+    train_data: Dataset,
+    val_data: Dataset | None = None,
+    config: TrainConfig | None = None,
+    *,
+    num_classes: int = 5,
+    class_names=None,
+) -> tuple[SliceSequenceClassifier, FitResult]:
+    """Fine-tune every layer for ``num_classes`` classes.
+
+    Args:
+        model: a model, or a folder written by ``save_pretrained`` (e.g. a pretraining run's ``best/``).
+        num_classes: output classes of the new head (5 TB types).
+
+    Returns:
+        The fine-tuned model (with its best weights) and the fit result.
+    """
+    if not isinstance(model, SliceSequenceClassifier):
+        model = SliceSequenceClassifier.from_pretrained(model)
+    if model.num_classes != num_classes:
+        model.reset_head(num_classes)
+    model.unfreeze_encoder()
+    return model, fit(model, train_data, val_data, config or TrainConfig(), class_names=class_names)

@@ -1,0 +1,307 @@
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+from torch.utils.data import TensorDataset
+
+from slicevid import SliceSequenceClassifier, TrainingDivergedError, create_model
+from slicevid.encoders import register_encoder
+from slicevid.metrics import classification_report, format_table
+from slicevid.train import TrainConfig, evaluate, extract_features, finetune, fit, pretrain
+from slicevid.train.checkpoint import load_checkpoint
+
+from .conftest import tiny_model
+
+QUIET = {"progress": False, "batch_size": 4, "lr": 0.05}
+
+
+@register_encoder("test_plain_cnn")
+def plain_cnn(**kwargs):
+    """A BatchNorm-free encoder, so batch composition cannot change results."""
+    net = nn.Sequential(nn.Conv2d(3, 8, 3, stride=2), nn.ReLU(), nn.Conv2d(8, 12, 3), nn.AdaptiveAvgPool2d(1),
+                        nn.Flatten())
+    net.num_features = 12
+    return net
+
+
+def toy_data(n=12, classes=3, seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    labels = torch.arange(n) % classes
+    volumes = torch.rand(n, 1, 3, 32, 32, generator=gen) * 0.5 + labels.view(-1, 1, 1, 1, 1) * 0.2
+    return TensorDataset(volumes, labels)
+
+
+def plain_model(classes=3, **kwargs):
+    torch.manual_seed(0)
+    return create_model("test_plain_cnn", num_classes=classes, aggregator_kwargs={"hidden_size": 8}, head_hidden=16,
+                        **kwargs)
+
+
+def test_fit_writes_run_folder_and_restores_best(tmp_path):
+    model = tiny_model(num_classes=3)
+    result = fit(model, toy_data(), toy_data(seed=1), TrainConfig(epochs=3, out_dir=str(tmp_path), **QUIET))
+    names = {p.name for p in tmp_path.iterdir()}
+    assert {"last.safetensors", "best", "metrics.csv", "config.yaml", "report.json", "curves.png",
+            "confusion.png"} <= names
+    assert len(result.history) == 3 and result.best_epoch in (1, 2, 3)
+    assert result.best_val_loss == min(row["val_loss"] for row in result.history)
+    best = SliceSequenceClassifier.from_pretrained(tmp_path / "best")
+    for key, value in best.state_dict().items():
+        assert torch.equal(value, model.state_dict()[key]), key
+    assert math.isclose(result.evaluation.loss, result.best_val_loss, rel_tol=1e-5)
+    assert TrainConfig.load(tmp_path / "config.yaml").epochs == 3
+    assert json.loads((tmp_path / "report.json").read_text())["class_names"] == ["0", "1", "2"]
+
+
+def test_same_seed_same_weights():
+    states = []
+    for _ in range(2):
+        model = plain_model()
+        fit(model, toy_data(), None, TrainConfig(epochs=2, augment="paper", **QUIET))
+        states.append(model.state_dict())
+    for key in states[0]:
+        assert torch.equal(states[0][key], states[1][key]), key
+
+
+def test_gradient_accumulation_matches_bigger_batch():
+    a, b = plain_model(), plain_model()
+    fit(a, toy_data(), None, TrainConfig(epochs=1, batch_size=4, lr=0.05, progress=False))
+    fit(b, toy_data(), None, TrainConfig(epochs=1, batch_size=2, grad_accum=2, lr=0.05, progress=False))
+    for (key, x), y in zip(a.state_dict().items(), b.state_dict().values(), strict=True):
+        assert torch.allclose(x, y, atol=1e-6), key
+
+
+def test_plateau_and_early_stopping(monkeypatch):
+    from slicevid.train import engine
+
+    scripted = iter([1.0, 0.9, 1.1, 1.2, 1.3, 1.4, 0.5, 0.4, 0.3, 0.2])  # best at epoch 2, then worse
+    real_validate = engine._Trainer.validate
+
+    def validate(self):
+        evaluation = real_validate(self)
+        return engine.Evaluation(next(scripted, evaluation.loss), evaluation.report, evaluation.probabilities,
+                                 evaluation.labels)
+
+    monkeypatch.setattr(engine._Trainer, "validate", validate)
+    model = plain_model()
+    config = TrainConfig(epochs=10, plateau_patience=1, early_stopping_patience=3, **QUIET)
+    result = fit(model, toy_data(), toy_data(seed=1), config)
+    # epochs 3, 4, 5 fail to improve: the lr drops after the 2nd bad epoch, training stops after the 3rd
+    assert result.best_epoch == 2 and result.best_val_loss == 0.9
+    assert result.stopped_early and len(result.history) == 5
+    assert [row["lr"] for row in result.history] == pytest.approx([0.05, 0.05, 0.05, 0.05, 0.005])
+
+
+def test_class_weights_change_training():
+    unbalanced = TensorDataset(torch.rand(10, 1, 3, 32, 32), torch.tensor([0] * 8 + [1, 2]))
+    plain, weighted = plain_model(), plain_model()
+    fit(plain, unbalanced, None, TrainConfig(epochs=1, **QUIET))
+    fit(weighted, unbalanced, None, TrainConfig(epochs=1, class_weights=True, **QUIET))
+    assert not torch.equal(plain.head.classifier.bias, weighted.head.classifier.bias)
+
+
+def test_feature_cache_matches_uncached_training():
+    cached, uncached = plain_model(), plain_model()
+    for model in (cached, uncached):
+        model.freeze_encoder(include_adapter=True)
+    data, val = toy_data(), toy_data(seed=1)
+    r1 = fit(cached, data, val, TrainConfig(epochs=3, feature_cache=True, **QUIET))
+    r2 = fit(uncached, data, val, TrainConfig(epochs=3, **QUIET))
+    for key, value in cached.state_dict().items():
+        assert torch.allclose(value, uncached.state_dict()[key], atol=1e-5), key
+    for a, b in zip(r1.history, r2.history, strict=True):
+        assert math.isclose(a["val_loss"], b["val_loss"], rel_tol=1e-5)
+
+
+def test_feature_cache_needs_frozen_features_and_no_augmentation():
+    model = plain_model()
+    model.freeze_encoder()  # the adapter still trains, as in the paper: features are not fixed
+    with pytest.raises(ValueError, match="include_adapter=True"):
+        extract_features(model, toy_data())
+    model.freeze_encoder(include_adapter=True)
+    with pytest.raises(ValueError, match="augment='none'"):
+        fit(model, toy_data(), None, TrainConfig(epochs=1, feature_cache=True, augment="paper", **QUIET))
+
+
+def test_pretrain_then_finetune_end_to_end(tmp_path):
+    video = tiny_model(num_classes=10)
+    clips = TensorDataset(torch.rand(20, 1, 3, 32, 32), torch.arange(20) % 10)
+    result = pretrain(video, clips, clips, TrainConfig(epochs=2, out_dir=str(tmp_path / "pt"), feature_cache=True,
+                                                       **QUIET))
+    assert video.encoder_frozen and result.evaluation.report.num_samples == 20
+    encoder_before = {k: v.clone() for k, v in video.encoder.state_dict().items()}
+    model, ft = finetune(tmp_path / "pt" / "best", toy_data(classes=5, n=10), toy_data(classes=5, n=10, seed=2),
+                         TrainConfig(epochs=2, out_dir=str(tmp_path / "ft"), **QUIET), num_classes=5)
+    assert model.num_classes == 5 and not model.encoder_frozen
+    changed = [not torch.equal(v, model.encoder.state_dict()[k]) for k, v in encoder_before.items()]
+    assert any(changed)  # the encoder trained during fine-tuning
+    assert len(ft.evaluation.report.f1) == 5
+
+
+def test_evaluate_and_metrics_against_sklearn():
+    from sklearn.metrics import accuracy_score, cohen_kappa_score, f1_score
+
+    model = tiny_model(num_classes=3).eval()
+    data = toy_data()
+    evaluation = evaluate(model, data, progress=False)
+    preds, labels = evaluation.predictions.numpy(), data.tensors[1].numpy()
+    report = evaluation.report
+    assert report.accuracy == pytest.approx(accuracy_score(labels, preds))
+    if len(set(preds) | set(labels)) > 1:
+        assert report.kappa == pytest.approx(cohen_kappa_score(labels, preds))
+    assert report.f1 == pytest.approx(tuple(f1_score(labels, preds, average=None, labels=[0, 1, 2], zero_division=0)))
+
+
+def test_classification_report_values():
+    from sklearn.metrics import cohen_kappa_score, confusion_matrix
+
+    y_true = [0, 0, 1, 1, 2, 2, 2, 3, 4, 4]
+    y_pred = [0, 1, 1, 1, 2, 0, 2, 3, 4, 2]
+    report = classification_report(y_true, y_pred, ["a", "b", "c", "d", "e"])
+    assert report.kappa == pytest.approx(cohen_kappa_score(y_true, y_pred))
+    assert report.accuracy == pytest.approx(0.7)
+    assert np.array_equal(report.confusion, confusion_matrix(y_true, y_pred))
+    assert report.support == (2, 2, 3, 1, 2)
+    table = format_table({"PT": report, "No PT": None}, report.class_names, reference={"PT": {"kappa": 0.35}})
+    assert f"| PT | {report.kappa:.2f} (0.35) |" in table and "not run" in table
+    assert classification_report([1, 1], [1, 1]).kappa == 0.0
+    with pytest.raises(ValueError, match="equal-length"):
+        classification_report([0, 1], [0])
+
+
+class NaNFromSecondEpoch(TensorDataset):
+    """Clean for one pass, then every volume is NaN: the loss diverges in epoch 2."""
+
+    calls = 0
+
+    def __getitem__(self, index):
+        self.calls += 1
+        volume, label = super().__getitem__(index)
+        return (torch.full_like(volume, float("nan")) if self.calls > len(self) else volume), label
+
+
+def test_nan_loss_stops_with_clear_message_and_keeps_checkpoint(tmp_path):
+    model = plain_model()
+    poisoned = NaNFromSecondEpoch(*toy_data().tensors)
+    expected = r"loss became nan at epoch 2, batch 1.*last\.safetensors \(epoch 1\)"
+    with pytest.raises(TrainingDivergedError, match=expected):
+        fit(model, poisoned, toy_data(seed=1), TrainConfig(epochs=3, out_dir=str(tmp_path), **QUIET))
+    kept = load_checkpoint(tmp_path / "last.safetensors")
+    assert kept["progress"]["epoch"] == 1
+    assert all(torch.isfinite(v).all() for v in kept["model"].values() if v.is_floating_point())
+    with pytest.raises(TrainingDivergedError, match="none written by this run yet"):
+        nan_volumes = TensorDataset(torch.full((4, 1, 3, 32, 32), float("nan")), torch.zeros(4, dtype=torch.long))
+        fit(plain_model(), nan_volumes, None, TrainConfig(epochs=2, out_dir=str(tmp_path / "fresh"), **QUIET))
+
+
+RESUME_SCRIPT = textwrap.dedent(
+    """
+    import sys, time, torch
+    from torch.utils.data import TensorDataset
+    from slicevid import create_model
+    from slicevid.train import TrainConfig, fit
+
+    class SlowData(TensorDataset):
+        def __getitem__(self, index):
+            time.sleep(0.01)
+            return super().__getitem__(index)
+
+    gen = torch.Generator().manual_seed(0)
+    data = SlowData(torch.rand(16, 1, 3, 32, 32, generator=gen), torch.arange(16) % 4)
+    torch.manual_seed(0)
+    model = create_model("timm:test_resnet", num_classes=4, aggregator_kwargs={"hidden_size": 8}, head_hidden=16)
+    config = TrainConfig(epochs=8, batch_size=4, lr=0.05, momentum=0.9, augment="paper", out_dir=sys.argv[1],
+                         resume=True, progress=False)
+    fit(model, data, data, config)
+    torch.save(model.state_dict(), sys.argv[2])
+    """
+)
+
+
+def _run_script(script: Path, *args: str) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
+    return subprocess.Popen([sys.executable, str(script), *args], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def test_resume_after_kill_reaches_the_same_weights(tmp_path):
+    script = tmp_path / "train.py"
+    script.write_text(RESUME_SCRIPT)
+    whole = _run_script(script, str(tmp_path / "whole"), str(tmp_path / "whole.pt"))
+    assert whole.wait(timeout=300) == 0, whole.stderr.read().decode()
+
+    run_dir = tmp_path / "killed"
+    victim = _run_script(script, str(run_dir), str(tmp_path / "unused.pt"))
+    deadline = time.time() + 240
+    while time.time() < deadline:
+        checkpoint = run_dir / "last.safetensors"
+        if checkpoint.is_file() and load_checkpoint(checkpoint)["progress"]["epoch"] >= 2:
+            break
+        time.sleep(0.02)
+    victim.send_signal(signal.SIGKILL)
+    assert victim.wait(timeout=60) == -signal.SIGKILL
+    epoch_at_kill = load_checkpoint(run_dir / "last.safetensors")["progress"]["epoch"]
+    assert 2 <= epoch_at_kill < 8
+
+    resumed = _run_script(script, str(run_dir), str(tmp_path / "resumed.pt"))
+    assert resumed.wait(timeout=300) == 0, resumed.stderr.read().decode()
+    expected = torch.load(tmp_path / "whole.pt", weights_only=True)
+    actual = torch.load(tmp_path / "resumed.pt", weights_only=True)
+    for key, value in expected.items():
+        assert torch.equal(value, actual[key]), key
+
+
+DDP_SCRIPT = textwrap.dedent(
+    """
+    import os, sys, torch
+    from torch.utils.data import TensorDataset
+    from slicevid import create_model
+    from slicevid.train import TrainConfig, fit
+
+    gen = torch.Generator().manual_seed(0)
+    data = TensorDataset(torch.rand(10, 1, 3, 32, 32, generator=gen), torch.arange(10) % 3)
+    torch.manual_seed(0)
+    model = create_model("timm:test_resnet", num_classes=3, aggregator_kwargs={"hidden_size": 8}, head_hidden=16)
+    result = fit(model, data, data, TrainConfig(epochs=2, batch_size=2, lr=0.05, out_dir=sys.argv[1], progress=False))
+    rank = int(os.environ["RANK"])
+    torch.save({"state": model.state_dict(), "n": result.evaluation.report.num_samples}, f"{sys.argv[1]}/rank{rank}.pt")
+    """
+)
+
+
+def test_two_process_ddp_ends_with_identical_weights(tmp_path):
+    script = tmp_path / "ddp.py"
+    script.write_text(DDP_SCRIPT)
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src"), "OMP_NUM_THREADS": "1"}
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(script),
+               str(tmp_path)]
+    done = subprocess.run(command, env=env, capture_output=True, timeout=300)
+    assert done.returncode == 0, done.stderr.decode()[-3000:]
+    rank0 = torch.load(tmp_path / "rank0.pt", weights_only=True)
+    rank1 = torch.load(tmp_path / "rank1.pt", weights_only=True)
+    assert rank0["n"] == rank1["n"] == 10  # metrics saw every sample once, gathered from both ranks
+    for key, value in rank0["state"].items():
+        assert torch.equal(value, rank1["state"][key]), key
+    assert (tmp_path / "last.safetensors").is_file()  # written by rank 0 only
+
+
+def test_train_config_files(tmp_path):
+    config = TrainConfig(epochs=7, augment="notebook", class_weights=True)
+    for name in ("c.yaml", "c.json"):
+        config.save(tmp_path / name)
+        assert TrainConfig.load(tmp_path / name) == config
+    (tmp_path / "bad.yaml").write_text("epochs: 3\nlearning_rate: 0.1\n")
+    with pytest.raises(ValueError, match="learning_rate"):
+        TrainConfig.load(tmp_path / "bad.yaml")
+    with pytest.raises(ValueError, match="augment"):
+        TrainConfig(augment="flip")
