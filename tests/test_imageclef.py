@@ -56,6 +56,13 @@ def test_paper_split_sizes():
     assert np.bincount(labels[train]).tolist() == [335, 180, 81, 80, 56]
 
 
+def test_too_few_scans_for_a_stratified_split():
+    from slicevid.data.imageclef import stratified_split
+
+    with pytest.raises(DataError, match=r"Cannot split 15 scans .*val_fraction=0.2"):
+        stratified_split(np.repeat(np.arange(5), 3), 0.2, 0)
+
+
 def test_balanced_class_weights_on_paper_counts():
     from sklearn.utils.class_weight import compute_class_weight
 

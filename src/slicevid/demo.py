@@ -51,7 +51,7 @@ class DemoSettings:
 
     @classmethod
     def quick(cls) -> DemoSettings:
-        return cls(encoder="timm:test_resnet", phantoms_per_class=4, phantom_shape=(16, 32, 32),
+        return cls(encoder="timm:test_resnet", phantoms_per_class=5, phantom_shape=(16, 32, 32),
                    volume_size=(8, 32, 32), videos_per_class=2, video_frames=10, pretrain_epochs=1,
                    finetune_epochs=2)
 

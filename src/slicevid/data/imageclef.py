@@ -80,7 +80,13 @@ def stratified_split(labels: np.ndarray, val_fraction: float, seed: int) -> tupl
     from sklearn.model_selection import train_test_split
 
     indices = np.arange(len(labels))
-    train, val = train_test_split(indices, test_size=val_fraction, stratify=labels, random_state=seed)
+    try:
+        train, val = train_test_split(indices, test_size=val_fraction, stratify=labels, random_state=seed)
+    except ValueError as err:
+        raise DataError(
+            f"Cannot split {len(labels)} scans (class counts {np.bincount(labels).tolist()}) into stratified "
+            f"train/validation parts with val_fraction={val_fraction}: {err}. Use more scans or a larger fraction."
+        ) from err
     return np.asarray(train), np.asarray(val)
 
 
