@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from typing import Any
 
 from torch import Tensor, nn
 
@@ -97,7 +98,7 @@ def list_encoders(pattern: str = "*", *, include_timm: bool = False) -> list[str
 
 
 def create_encoder(
-    encoder: str | nn.Module, *, weights: str | os.PathLike | None = None, **kwargs
+    encoder: str | nn.Module, *, weights: str | os.PathLike | None = None, **kwargs: Any
 ) -> nn.Module:
     """Build an encoder from a name, or validate a ready module.
 

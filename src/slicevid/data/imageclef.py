@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import csv
 import os
+import warnings
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -113,7 +115,8 @@ class ImageCLEFTBT(CTVolumeDataset):
         split: ``"train"`` / ``"val"`` (stratified split), ``"all"`` or ``"test"``.
         val_fraction: validation share of the stratified split (0.2 in the paper).
         seed: ``random_state`` of the split (0 in the paper).
-        file_column / label_column: CSV column names.
+        file_column: CSV column with the scan file name (extension optional).
+        label_column: CSV column with the TB type 1..5.
         on_error: ``"raise"`` or ``"skip"`` rows whose scan is missing (and, with a cache,
             scans that fail to load); skipped rows are listed in ``skipped``.
         **kwargs: :class:`CTVolumeDataset` options (``preprocessing``, ``cache_dir``,
@@ -131,7 +134,7 @@ class ImageCLEFTBT(CTVolumeDataset):
         file_column: str = "FileName",
         label_column: str = "TypeOfTB",
         on_error: str = "raise",
-        **kwargs,
+        **kwargs: Any,
     ) -> None:
         if split not in SPLITS:
             raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
@@ -165,8 +168,6 @@ class ImageCLEFTBT(CTVolumeDataset):
             self._drop_reported(skipped)
 
     def _drop_reported(self, skipped: list[tuple[str, str]]) -> None:
-        import warnings
-
         self.skipped = skipped + self.skipped
         warnings.warn(f"Skipped {len(skipped)} row(s): " + "; ".join(r for _, r in skipped[:5]), stacklevel=3)
 

@@ -203,11 +203,16 @@ def ucf50(
         root: folder holding one sub-folder per class.
         classes: class folders to use, in label order; ``None`` for every folder, sorted.
             The paper's subset is :data:`UCF50_PAPER_CLASSES`.
-        num_frames / size / frames / short / on_error: see :class:`VideoClipDataset`.
+        num_frames: frames per clip (70 in the paper).
+        size: output height and width (224 in the paper).
+        frames: ``"first"`` or ``"uniform"`` (see :class:`VideoClipDataset`).
         split: ``"all"``, ``"train"`` or ``"val"``.
-        val_fraction / seed: the random 80/20 split (seed 0, as the paper).
+        val_fraction: validation share of the 80/20 split.
+        seed: seed of the split (0, as the paper).
         split_by: ``"random"`` clips, or ``"group"`` so clips of one ``gNN`` group (one
             scene) never sit on both sides.
+        short: ``"drop"`` or ``"pad"`` clips shorter than ``num_frames``.
+        on_error: ``"raise"`` or ``"skip"`` undecodable videos.
 
     The label comes from the folder, not the file name (UCF50's ``Billiards/`` holds
     ``v_Billards_*`` files).
