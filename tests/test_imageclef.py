@@ -90,20 +90,20 @@ def test_custom_columns(tmp_path, phantoms):
     assert ds.labels.tolist() == [2, 0]
 
 
-def test_csv_without_expected_columns(tmp_path, phantoms):
-    root, _ = phantoms
-    csv = tmp_path / "bad.csv"
-    csv.write_text("name,type\nTRN_0001.nii.gz,1\n")
-    with pytest.raises(DataError, match=r"bad.csv: missing column\(s\) \['FileName', 'TypeOfTB'\]"):
-        ImageCLEFTBT(root, csv, split="all")
-
-
-def test_unknown_label(tmp_path, phantoms):
-    root, _ = phantoms
+@pytest.mark.parametrize(
+    ("content", "match"),
+    [
+        ("name,type\nTRN_0001.nii.gz,1\n", r"labels.csv: missing column\(s\) \['FileName', 'TypeOfTB'\]"),
+        ("FileName,TypeOfTB\nTRN_0001.nii.gz,1\nTRN_0002.nii.gz,7\n",
+         r"line 3: unknown label '7' for 'TRN_0002.nii.gz'"),
+    ],
+    ids=["missing-columns", "unknown-label"],
+)
+def test_bad_label_csv(tmp_path, phantoms, content, match):
     csv = tmp_path / "labels.csv"
-    csv.write_text("FileName,TypeOfTB\nTRN_0001.nii.gz,1\nTRN_0002.nii.gz,7\n")
-    with pytest.raises(DataError, match=r"line 3: unknown label '7' for 'TRN_0002.nii.gz'"):
-        ImageCLEFTBT(root, csv, split="all")
+    csv.write_text(content)
+    with pytest.raises(DataError, match=match):
+        ImageCLEFTBT(phantoms[0], csv, split="all")
 
 
 def test_missing_scan_raise_or_skip(tmp_path, phantoms):

@@ -82,15 +82,14 @@ def test_gradient_accumulation_matches_bigger_batch():
 
 
 def test_plateau_and_early_stopping(monkeypatch):
-    from slicevid.train import engine
+    from slicevid.train import Evaluation, engine
 
     scripted = iter([1.0, 0.9, 1.1, 1.2, 1.3, 1.4, 0.5, 0.4, 0.3, 0.2])  # best at epoch 2, then worse
     real_validate = engine._Trainer.validate
 
     def validate(self):
-        evaluation = real_validate(self)
-        return engine.Evaluation(next(scripted, evaluation.loss), evaluation.report, evaluation.probabilities,
-                                 evaluation.labels)
+        real = real_validate(self)
+        return Evaluation(next(scripted, real.loss), real.report, real.probabilities, real.labels)
 
     monkeypatch.setattr(engine._Trainer, "validate", validate)
     model = plain_model()

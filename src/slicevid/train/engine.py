@@ -16,17 +16,15 @@ import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Dataset, Subset
+from torch.utils.data import DataLoader, Dataset
 from torch.utils.data.distributed import DistributedSampler
 
 from .._io import atomic_write_text
 from ..augment import RandomAxialRotation
 from ..data.imageclef import balanced_class_weights
 from ..errors import TrainingDivergedError
-from ..metrics import ClassificationReport, classification_report
 from ..model import SliceSequenceClassifier
 from .checkpoint import LAST_CHECKPOINT, load_checkpoint, save_checkpoint
 from .config import TrainConfig
@@ -38,22 +36,17 @@ from .distributed import (
     resolve_device,
     setup_distributed,
 )
+from .evaluation import (
+    Evaluation,
+    autocast,
+    autocast_dtype_for,
+    class_names_for,
+    dataset_labels,
+    make_evaluation,
+    predict_logits,
+)
 from .features import extract_features
 from .plots import plot_confusion_matrix, plot_training_curves
-
-
-@dataclass
-class Evaluation:
-    """Predictions of a model on a dataset and their metrics."""
-
-    loss: float
-    report: ClassificationReport
-    probabilities: torch.Tensor
-    labels: torch.Tensor
-
-    @property
-    def predictions(self) -> torch.Tensor:
-        return self.probabilities.argmax(dim=1)
 
 
 @dataclass
@@ -77,95 +70,6 @@ class _HeadOnly(nn.Module):
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         return self.model.forward_head(features)
-
-
-class _Indexed(Dataset):
-    """Adds each sample's index, so predictions gathered from ranks can be de-duplicated."""
-
-    def __init__(self, dataset: Dataset) -> None:
-        self.dataset = dataset
-
-    def __len__(self) -> int:
-        return len(self.dataset)
-
-    def __getitem__(self, index: int):
-        volume, label = self.dataset[index]
-        return volume, label, index
-
-
-def dataset_labels(dataset: Dataset) -> np.ndarray:
-    """Integer labels of a dataset (its ``labels`` attribute, or by reading every sample)."""
-    if isinstance(dataset, Subset):
-        return dataset_labels(dataset.dataset)[np.asarray(dataset.indices)]
-    labels = getattr(dataset, "labels", None)
-    if labels is not None:
-        return np.asarray(labels, dtype=np.int64)
-    return np.asarray([int(dataset[i][1]) for i in range(len(dataset))], dtype=np.int64)
-
-
-def _autocast_dtype(amp: str, device: torch.device) -> torch.dtype | None:
-    if amp == "bf16" or (amp == "auto" and device.type == "cuda"):
-        return torch.bfloat16
-    return None
-
-
-def _autocast(device: torch.device, dtype: torch.dtype | None):
-    return torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None)
-
-
-@torch.no_grad()
-def _predict(module: nn.Module, dataset: Dataset, *, batch_size: int, device: torch.device,
-             autocast_dtype: torch.dtype | None, context: DistributedContext, num_workers: int = 0,
-             progress: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
-    from tqdm.auto import tqdm
-
-    indexed = _Indexed(dataset)
-    sampler = DistributedSampler(indexed, context.world_size, context.rank, shuffle=False) if context.enabled else None
-    loader = DataLoader(indexed, batch_size=batch_size, sampler=sampler, num_workers=num_workers)
-    module.eval()
-    logits, labels, indices = [], [], []
-    for volumes, targets, index in tqdm(loader, desc="evaluate", unit="batch", leave=False,
-                                        disable=not (progress and context.is_main)):
-        with _autocast(device, autocast_dtype):
-            logits.append(module(volumes.to(device)).float().cpu())
-        labels.append(torch.as_tensor(targets))
-        indices.append(index)
-    logits, labels, indices = gather_tensors(context, torch.cat(logits), torch.cat(labels), torch.cat(indices))
-    order = np.unique(indices.numpy(), return_index=True)[1]  # first copy of each index, in index order
-    return logits[order], labels[order]
-
-
-def _evaluation(logits: torch.Tensor, labels: torch.Tensor, class_names) -> Evaluation:
-    loss = float(nn.functional.cross_entropy(logits, labels)) if (labels >= 0).all() else math.nan
-    report = classification_report(labels.numpy(), logits.argmax(1).numpy(), class_names, num_classes=logits.shape[1])
-    return Evaluation(loss, report, logits.softmax(dim=1), labels)
-
-
-def evaluate(
-    model: SliceSequenceClassifier,
-    data: Dataset,
-    *,
-    batch_size: int = 2,
-    device: str = "auto",
-    amp: str = "auto",
-    class_names=None,
-    num_workers: int = 0,
-    progress: bool = True,
-) -> Evaluation:
-    """Run ``model`` over ``data`` (in eval mode) and report loss, kappa, accuracy and F1."""
-    target = resolve_device(device)
-    context = setup_distributed(target)
-    model.to(target)
-    logits, labels = _predict(model, data, batch_size=batch_size, device=target, num_workers=num_workers,
-                              autocast_dtype=_autocast_dtype(amp, target), context=context, progress=progress)
-    return _evaluation(logits, labels, _class_names(model, data, class_names))
-
-
-def _class_names(model: SliceSequenceClassifier, data: Dataset, given) -> tuple[str, ...]:
-    names = given or getattr(data, "classes", None) or ()
-    if len(names) != model.num_classes:
-        names = [str(i) for i in range(model.num_classes)]
-    return tuple(names)
 
 
 def _train_loader(dataset: Dataset, config: TrainConfig, context: DistributedContext, epoch: int) -> DataLoader:
@@ -193,8 +97,8 @@ class _Trainer:
         self.context = setup_distributed(self.device)
         self.out_dir = Path(config.out_dir) if config.out_dir else None
         self.writes = self.out_dir is not None and self.context.is_main
-        self.class_names = _class_names(model, train_data, class_names)
-        self.autocast_dtype = _autocast_dtype(config.amp, self.device)
+        self.class_names = class_names_for(model, train_data, class_names)
+        self.autocast_dtype = autocast_dtype_for(config.amp, self.device)
         self.augmentation = _make_augmentation(config.augment)
         model.to(self.device)
         if config.channels_last:
@@ -271,7 +175,7 @@ class _Trainer:
             inputs, targets = inputs.to(self.device, non_blocking=True), targets.to(self.device)
             if self.augmentation is not None:
                 inputs = self.augmentation(inputs, generator=augment_rng)
-            with _autocast(self.device, self.autocast_dtype):
+            with autocast(self.device, self.autocast_dtype):
                 logits = self.module(inputs)
             loss = self.criterion(logits.float(), targets)
             if not all_ranks_agree(self.context, bool(torch.isfinite(loss))):
@@ -295,10 +199,10 @@ class _Trainer:
                 f"Last good checkpoint: {where}. Lower the learning rate or check the inputs for NaNs.")
 
     def validate(self) -> Evaluation:
-        logits, labels = _predict(self.network, self.val_data, batch_size=self.config.batch_size,
+        logits, labels = predict_logits(self.network, self.val_data, batch_size=self.config.batch_size,
                                   device=self.device, autocast_dtype=self.autocast_dtype, context=self.context,
                                   num_workers=self.config.num_workers)
-        return _evaluation(logits, labels, self.class_names)
+        return make_evaluation(logits, labels, self.class_names)
 
     def end_epoch(self, epoch: int, train_loss: float, started: float) -> bool:
         """Record the epoch, step the scheduler, keep the best weights; True means stop."""

@@ -1,21 +1,12 @@
-"""The ``slicevid`` command line.
-
-Every subcommand takes ``--config FILE`` (YAML or JSON): its keys are the subcommand's
-option names (``batch_size`` for ``--batch-size``) and act as defaults that explicit
-flags override. Errors about input print one line; set ``SLICEVID_DEBUG=1`` for tracebacks.
-"""
+"""The ``slicevid`` argument parser: subcommands, their options and help texts."""
 
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 import os
-import sys
-from pathlib import Path
 
-from . import __version__
-from .errors import DataError, TrainingDivergedError, WeightsNotFoundError
+from .. import __version__
+from . import commands
 
 EPILOG = """examples:
   slicevid demo                                   # everything, on embedded synthetic data
@@ -84,11 +75,11 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
         prog="slicevid", formatter_class=_Formatter, epilog=EPILOG,
         description="Treat 3D scans as videos: slice encoder + recurrent aggregator (ViPTT-Net).")
     parser.add_argument("--version", action="version", version=f"slicevid {__version__}")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    subcommands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     subparsers: dict[str, argparse.ArgumentParser] = {}
 
     def command(name: str, help_text: str, description: str) -> argparse.ArgumentParser:
-        sub = commands.add_parser(name, help=help_text, description=description, formatter_class=_Formatter)
+        sub = subcommands.add_parser(name, help=help_text, description=description, formatter_class=_Formatter)
         sub.add_argument("--config", help="YAML/JSON file of option defaults (keys: option names with _)")
         subparsers[name] = sub
         return sub
@@ -100,7 +91,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
     demo.add_argument("--out", default="slicevid-demo", help="run folder")
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument("--quick", action="store_true", help="tiny sizes: a smoke test in seconds")
-    demo.set_defaults(handler=_cmd_demo)
+    demo.set_defaults(handler=commands.cmd_demo)
 
     synth = command("synth", "write synthetic CT phantoms and action videos",
                     "Write CT-like phantoms (NIfTI, HU, ImageCLEF-style labels.csv) and action videos "
@@ -112,7 +103,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
     synth.add_argument("--frames", type=int, default=40)
     synth.add_argument("--video-size", type=int, default=64)
     synth.add_argument("--seed", type=int, default=0)
-    synth.set_defaults(handler=_cmd_synth)
+    synth.set_defaults(handler=commands.cmd_synth)
 
     prep = command("preprocess", "fill the preprocessed-volume cache",
                    "Load, window, resample and store every scan once, in parallel, so training reads "
@@ -121,7 +112,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
     _add_size_options(prep)
     prep.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     prep.add_argument("--dtype", choices=["float16", "uint8", "float32"], default="float16")
-    prep.set_defaults(handler=_cmd_preprocess)
+    prep.set_defaults(handler=commands.cmd_preprocess)
 
     pre = command("pretrain", "pretrain on action videos (encoder frozen)",
                   "Stage 1 of ViPTT-Net: train on UCF50-style videos with the encoder frozen.")
@@ -137,7 +128,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
     _add_model_options(pre)
     _add_size_options(pre)
     _add_train_options(pre)
-    pre.set_defaults(handler=_cmd_pretrain)
+    pre.set_defaults(handler=commands.cmd_pretrain)
 
     fine = command("finetune", "fine-tune every layer on CT scans",
                    "Stage 2 of ViPTT-Net: new 5-way head, all layers trained. Without --pretrained this "
@@ -149,7 +140,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
     _add_model_options(fine)
     _add_size_options(fine)
     _add_train_options(fine)
-    fine.set_defaults(handler=_cmd_finetune)
+    fine.set_defaults(handler=commands.cmd_finetune)
 
     ev = command("evaluate", "report kappa, accuracy and per-class F1",
                  "Evaluate a saved model on a split of a labelled CT set; prints the report table.")
@@ -160,7 +151,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
     ev.add_argument("--device", default="auto")
     _add_ct_options(ev)
     _add_size_options(ev)
-    ev.set_defaults(handler=_cmd_evaluate)
+    ev.set_defaults(handler=commands.cmd_evaluate)
 
     pred = command("predict", "classify new scans",
                    "Print the class and probabilities of each scan; optionally write the challenge's "
@@ -172,187 +163,12 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
     pred.add_argument("--rotate90", action="store_true")
     pred.add_argument("--device", default="auto")
     _add_size_options(pred)
-    pred.set_defaults(handler=_cmd_predict)
+    pred.set_defaults(handler=commands.cmd_predict)
 
     conv = command("convert-keras", "convert the authors' Keras .h5 checkpoint",
                    "Read a ViPTT-Net HDF5 file written by Keras 2 / TF 2.4 (h5py only) and write it in "
                    "save_pretrained format.")
     conv.add_argument("h5", help="ViPTT-Net-UCF50.h5 or ViPTT-Net-CLEF-TBT.h5")
     conv.add_argument("out", help="output folder")
-    conv.set_defaults(handler=_cmd_convert_keras)
+    conv.set_defaults(handler=commands.cmd_convert_keras)
     return parser, subparsers
-
-
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    """Parse ``argv``, applying a ``--config`` file as defaults of the chosen subcommand."""
-    from .train.config import read_config_file
-
-    parser, subparsers = build_parser()
-    args = parser.parse_args(argv)
-    if getattr(args, "config", None):
-        sub = subparsers[args.command]
-        values = read_config_file(args.config)
-        valid = {action.dest for action in sub._actions} - {"help", "config"}
-        unknown = sorted(set(values) - valid)
-        if unknown:
-            parser.error(f"{args.config}: unknown option(s) {unknown} for '{args.command}'")
-        sub.set_defaults(**values)
-        args = parser.parse_args(argv)
-    return args
-
-
-# ------------------------------------------------------------------------------ handlers
-def _train_config(args: argparse.Namespace, **extra):
-    from .train import TrainConfig
-
-    return TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, momentum=args.momentum,
-                       plateau_patience=args.plateau_patience, early_stopping_patience=args.early_stopping_patience,
-                       seed=args.seed, num_workers=args.workers, grad_accum=args.grad_accum, device=args.device,
-                       amp=args.amp, channels_last=args.channels_last, compile=args.compile, resume=args.resume,
-                       progress=not args.no_progress, out_dir=args.out, **extra)
-
-
-def _model(args: argparse.Namespace, num_classes: int):
-    from .model import create_model
-
-    return create_model(args.encoder, args.aggregator, num_classes, encoder_weights=args.encoder_weights,
-                        aggregator_kwargs={"hidden_size": args.hidden_size}, slice_chunk=args.slice_chunk,
-                        checkpoint_slices=args.checkpoint_slices)
-
-
-def _preprocessing(args: argparse.Namespace):
-    from .data import CTPreprocessing
-
-    return CTPreprocessing(size=(args.depth, args.size, args.size), rotate90=args.rotate90)
-
-
-def _ct_dataset(args: argparse.Namespace, split: str, **kwargs):
-    from .data import ImageCLEFTBT
-
-    return ImageCLEFTBT(args.scans, args.labels_csv, split, val_fraction=args.val_fraction,
-                        seed=getattr(args, "seed", 0), file_column=args.file_column, label_column=args.label_column,
-                        on_error=args.on_error, preprocessing=_preprocessing(args), cache_dir=args.cache_dir, **kwargs)
-
-
-def _cmd_demo(args: argparse.Namespace) -> None:
-    from .demo import DemoSettings, run_demo
-
-    settings = DemoSettings.quick() if args.quick else DemoSettings()
-    run_demo(args.out, DemoSettings(**{**settings.__dict__, "seed": args.seed}))
-
-
-def _cmd_synth(args: argparse.Namespace) -> None:
-    from .data.synthetic import write_action_videos, write_tb_phantoms
-
-    out = Path(args.out)
-    csv_path = write_tb_phantoms(out / "phantoms", args.phantoms_per_class, tuple(args.phantom_shape), args.seed)
-    write_action_videos(out / "videos", n_per_class=args.videos_per_class, frames=args.frames,
-                        size=args.video_size, seed=args.seed)
-    print(f"phantoms: {csv_path.parent} (labels: {csv_path})\nvideos:   {out / 'videos'}")
-
-
-def _cmd_preprocess(args: argparse.Namespace) -> None:
-    from .data import ImageCLEFTBT
-
-    if args.cache_dir is None:
-        raise ValueError("--cache-dir is required for preprocess")
-    split = "all" if args.labels_csv else "test"
-    dataset = ImageCLEFTBT(args.scans, args.labels_csv, split, file_column=args.file_column,
-                           label_column=args.label_column, on_error=args.on_error,
-                           preprocessing=_preprocessing(args), cache_dir=args.cache_dir, cache_dtype=args.dtype)
-    skipped = dataset.fill_cache(workers=args.workers)
-    print(f"{len(dataset)} scans cached in {args.cache_dir} ({dataset.cache.misses} new, "
-          f"{dataset.cache.hits} already there); {len(skipped)} skipped")
-    for path, reason in skipped:
-        print(f"  skipped {path}: {reason}")
-
-
-def _cmd_pretrain(args: argparse.Namespace) -> None:
-    from .data import UCF50_PAPER_CLASSES, ucf50
-    from .train import pretrain
-
-    classes = {"paper": UCF50_PAPER_CLASSES, "all": None}.get(args.classes)
-    if args.classes not in ("paper", "all"):
-        classes = [c.strip() for c in args.classes.split(",") if c.strip()]
-    common = {"classes": classes, "num_frames": args.depth, "size": args.size, "frames": args.frames,
-              "val_fraction": args.val_fraction, "seed": args.seed, "split_by": args.split_by}
-    train, val = ucf50(args.videos, split="train", **common), ucf50(args.videos, split="val", **common)
-    model = _model(args, len(train.classes))
-    result = pretrain(model, train, val, _train_config(args, feature_cache=args.feature_cache),
-                      freeze_encoder=not args.train_encoder, class_names=train.classes)
-    print(result.evaluation.report.to_markdown("pretrained") if result.evaluation else "")
-    print(f"best weights: {Path(args.out) / 'best'} (epoch {result.best_epoch})")
-
-
-def _cmd_finetune(args: argparse.Namespace) -> None:
-    from .data import TB_CLASSES
-    from .train import finetune
-
-    train, val = _ct_dataset(args, "train"), _ct_dataset(args, "val")
-    start = args.pretrained if args.pretrained else _model(args, len(TB_CLASSES))
-    config = _train_config(args, class_weights=args.class_weights, augment=args.augment)
-    _, result = finetune(start, train, val, config, num_classes=len(TB_CLASSES))
-    print(result.evaluation.report.to_markdown("fine-tuned"))
-    print(f"best weights: {Path(args.out) / 'best'} (epoch {result.best_epoch})")
-
-
-def _cmd_evaluate(args: argparse.Namespace) -> None:
-    from .model import SliceSequenceClassifier
-    from .train import evaluate
-
-    model = SliceSequenceClassifier.from_pretrained(args.checkpoint).eval()
-    evaluation = evaluate(model, _ct_dataset(args, args.split), device=args.device)
-    print(f"{evaluation.report.num_samples} scans, loss {evaluation.loss:.4f}")
-    print(evaluation.report.to_markdown(Path(args.checkpoint).name))
-    if args.report:
-        evaluation.report.save_json(args.report)
-
-
-def _cmd_predict(args: argparse.Namespace) -> None:
-    from .predict import predict_scans
-
-    rows = predict_scans(args.checkpoint, args.inputs, preprocessing=_preprocessing(args),
-                         cache_dir=args.cache_dir, device=args.device)
-    names = rows[0].class_names if rows else ()
-    print("file_id,predicted," + ",".join(f"p_{n}" for n in names))
-    for row in rows:
-        print(f"{row.file_id},{row.class_name}," + ",".join(f"{p:.4f}" for p in row.probabilities))
-    if args.csv:
-        from ._io import atomic_write_text
-
-        buffer = io.StringIO()
-        csv.writer(buffer, lineterminator="\n").writerows((row.file_id, row.label + 1) for row in rows)
-        atomic_write_text(args.csv, buffer.getvalue())
-        print(f"submission: {args.csv}")
-
-
-def _cmd_convert_keras(args: argparse.Namespace) -> None:
-    from .convert import load_keras_h5
-
-    model = load_keras_h5(args.h5)
-    model.save_pretrained(args.out)
-    print(f"{args.h5} -> {args.out} ({model.num_classes} classes)")
-
-
-USER_ERRORS = (DataError, WeightsNotFoundError, TrainingDivergedError, FileNotFoundError, ValueError, KeyError)
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``slicevid`` command."""
-    args = parse_args(argv)
-    try:
-        args.handler(args)
-    except USER_ERRORS as err:
-        if os.environ.get("SLICEVID_DEBUG"):
-            raise
-        message = err.args[0] if isinstance(err, KeyError) and err.args else err
-        print(f"slicevid {args.command}: error: {message}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
