@@ -92,3 +92,18 @@ def test_demo_quick(tmp_path, capsys):
     assert "synthetic" in report.lower() and "| PT |" in report
     for name in ("finetune-pt/curves.png", "finetune-nopt/confusion.png", "montage-1-infiltrative.png"):
         assert (tmp_path / "demo" / name).is_file()
+
+
+def test_expand_inputs_tells_series_from_folders(data, tmp_path):
+    from slicevid import DataError
+    from slicevid.predict import expand_inputs
+
+    series = tmp_path / "series"
+    series.mkdir()
+    (series / "IM0001").write_bytes(b"dicom without extension")
+    assert expand_inputs([series]) == [series]
+    scans = expand_inputs([data / "phantoms"])
+    assert len(scans) == 15 and all(p.name.endswith(".nii.gz") for p in scans)
+    with pytest.raises(DataError, match="notes.txt"):
+        (tmp_path / "notes.txt").write_text("x")
+        expand_inputs([tmp_path / "notes.txt"])

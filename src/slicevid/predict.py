@@ -36,9 +36,10 @@ def expand_inputs(inputs: Sequence[str | os.PathLike]) -> list[Path]:
     for item in map(Path, inputs):
         if not item.exists():
             raise DataError(f"{item}: file not found")
-        if item.is_dir() and not any(p.is_file() and p.suffix.lower() == ".dcm" for p in item.iterdir()):
-            scans += list_scans(item)  # a folder of scans rather than one DICOM series
-        elif item.is_dir() or is_nifti(item):
+        if item.is_dir():
+            # NIfTI files or sub-folders inside: a folder of scans; only plain files: one DICOM series
+            scans += list_scans(item) or [item]
+        elif is_nifti(item):
             scans.append(item)
         else:
             raise DataError(f"{item}: expected a .nii/.nii.gz file or a DICOM series folder")

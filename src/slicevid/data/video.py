@@ -110,12 +110,13 @@ class VideoClipDataset(Dataset):
                 count = count_frames(path)
                 if count == 0:
                     raise DataError(f"{path}: video has no frames")
-                if count < num_frames and short == "drop":
-                    raise DataError(f"{path}: {count} frames, fewer than num_frames={num_frames}")
             except DataError as err:
-                if on_error == "raise" and "fewer than" not in str(err):
+                if on_error == "raise":
                     raise
                 self.skipped.append((str(path), str(err)))
+                continue
+            if count < num_frames and short == "drop":  # the paper dropped clips shorter than 70 frames
+                self.skipped.append((str(path), f"{path}: {count} frames, fewer than num_frames={num_frames}"))
                 continue
             kept_files.append(Path(path))
             kept_labels.append(int(label))
@@ -139,25 +140,15 @@ class VideoClipDataset(Dataset):
         path = self.files[index]
         try:
             video = EncodedVideo.from_path(str(path), decode_audio=False, decoder="pyav")
-            end = video.duration if self.frames == "uniform" else None
-            if end is None:  # only decode as far as the frames we keep
-                end = min(float(video.duration), (self.num_frames + 1) / self._fps(video))
-            data = video.get_clip(0, end)["video"]
-            video.close()
-        except Exception as err:
+            try:
+                data = video.get_clip(0, float(video.duration))["video"]  # (3, T, H, W) in [0, 255]
+            finally:
+                video.close()
+        except Exception as err:  # PyAV and pytorchvideo raise many types for broken files
             raise DataError(f"{path}: could not decode video ({err})") from err
         if data is None or data.shape[1] == 0:
             raise DataError(f"{path}: no frames decoded")
-        if self.frames == "first" and data.shape[1] < min(self.num_frames, self.frame_counts[index]):
-            data = EncodedVideo.from_path(str(path), decode_audio=False, decoder="pyav").get_clip(
-                0, float("inf"))["video"]
         return clip_to_tensor(data, self.frame_indices(data.shape[1]), self.size), int(self.labels[index])
-
-    @staticmethod
-    def _fps(video) -> float:
-        stream = video._container.streams.video[0]
-        rate = stream.average_rate or stream.guessed_rate or 25
-        return float(rate)
 
     def split(self, indices: Sequence[int]) -> VideoClipDataset:
         """A view of this dataset restricted to ``indices``."""
