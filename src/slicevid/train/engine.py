@@ -157,7 +157,7 @@ class _Trainer:
         if self.scheduler is not None and state["scheduler"] is not None:
             self.scheduler.load_state_dict(state["scheduler"])
         self.progress = state["progress"]
-        if self.context.is_main:
+        if self.context.is_main and self.config.progress:
             print(f"Resuming {path} after epoch {self.progress['epoch']}")
 
     def train_epoch(self, epoch: int) -> float:
