@@ -26,7 +26,7 @@ from _timing import machine, markdown_table, median_seconds, save_json
 from torch.utils.data import TensorDataset
 from torch.utils.flop_counter import FlopCounterMode
 
-from slicevid.presets import viptt_net
+from slicevid.presets import VIPTT_INPUT_SIZE, viptt_net
 from slicevid.train import TrainConfig, fit
 
 # Reference speeds (REFERENCE.md), measured on older cards with Keras / TF 2.4.
@@ -98,8 +98,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="tiny sizes: (2, 1, 4, 32, 32), one repeat")
     parser.add_argument("--batch", type=int, default=2)
-    parser.add_argument("--depth", type=int, default=70)
-    parser.add_argument("--size", type=int, default=224)
+    parser.add_argument("--depth", type=int, default=VIPTT_INPUT_SIZE[0])
+    parser.add_argument("--size", type=int, default=VIPTT_INPUT_SIZE[1])
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--clips", type=int, default=16, help="clips in the feature-cache epoch")
     parser.add_argument("--chunk", type=int, default=16, help="slice_chunk for the memory comparison")
@@ -215,7 +215,7 @@ def main(argv: list[str] | None = None) -> dict:
     achieved = encoder_flops * scans / encoder_s / 1e12
     card, peak = card_peak()
     best_train = min(variants.values()) / scans
-    paper_size = (args.depth, args.size) == (70, 224)
+    paper_size = (args.depth, args.size, args.size) == VIPTT_INPUT_SIZE
     versus = f"{REFERENCE_FINETUNE_S_PER_SCAN / best_train:.1f}x" if paper_size else "n/a (input is not 70x224x224)"
     print("5. physical limit (encoder forward, bf16 on CUDA / fp32 on CPU) and the reference")
     rows = [["encoder GFLOPs per scan (counted)", f"{encoder_flops / 1e9:.1f}"],

@@ -46,6 +46,3 @@ class Registry(Generic[T]):
             raise KeyError(
                 f"Unknown {self.kind} {name!r}.{hint} Available: {', '.join(self.names())}."
             ) from None
-
-    def __contains__(self, name: str) -> bool:
-        return name in self._builders

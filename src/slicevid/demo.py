@@ -152,6 +152,11 @@ not how ViPTT-Net performs on CT.
 PT: pretrained on {videos_train} synthetic action clips ({videos_val} for validation), then fine-tuned.
 No PT: fine-tuned from random weights.
 
+Both start from random encoder weights (no ImageNet weights offline) and train for a few CPU
+minutes on {ct_train} scans, so kappas near zero are expected: slice features of an untrained
+encoder barely differ between scans, which is the situation pretraining is meant to improve.
+With ImageNet VGG-16 and the real data, use `slicevid pretrain` / `slicevid finetune`.
+
 ## Settings
 
 ```json

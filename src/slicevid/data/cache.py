@@ -58,9 +58,6 @@ class VolumeCache:
     def path_for(self, source: str | os.PathLike, params: dict) -> Path:
         return self.root / f"{self.key(source, params)}.npy"
 
-    def __contains__(self, item: tuple[str | os.PathLike, dict]) -> bool:
-        return self.path_for(*item).is_file()
-
     def get(self, source: str | os.PathLike, params: dict, compute: Callable[[], np.ndarray]) -> np.ndarray:
         """The cached float32 volume for ``source``, computing and storing it on a miss."""
         entry = self.path_for(source, params)

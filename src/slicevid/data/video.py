@@ -104,7 +104,7 @@ class VideoClipDataset(Dataset):
         self.num_frames, self.size, self.frames, self.short = num_frames, size, frames, short
         self.classes = tuple(classes)
         self.skipped: list[tuple[str, str]] = []
-        kept_files, kept_labels, self.frame_counts = [], [], []
+        kept_files, kept_labels = [], []
         for path, label in zip(files, labels, strict=True):
             try:
                 count = count_frames(path)
@@ -120,7 +120,6 @@ class VideoClipDataset(Dataset):
                 continue
             kept_files.append(Path(path))
             kept_labels.append(int(label))
-            self.frame_counts.append(count)
         self.files, self.labels = kept_files, np.asarray(kept_labels, dtype=np.int64)
         if self.skipped:
             warnings.warn(f"Skipped {len(self.skipped)} video(s), e.g. {self.skipped[0][1]}", stacklevel=2)
@@ -156,7 +155,6 @@ class VideoClipDataset(Dataset):
         subset.__dict__.update(self.__dict__)
         subset.files = [self.files[i] for i in indices]
         subset.labels = self.labels[np.asarray(indices, dtype=np.int64)]
-        subset.frame_counts = [self.frame_counts[i] for i in indices]
         return subset
 
 

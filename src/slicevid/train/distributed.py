@@ -76,11 +76,6 @@ def all_ranks_agree(context: DistributedContext, flag: bool) -> bool:
     return bool(value.item() > 0)
 
 
-def barrier(context: DistributedContext) -> None:
-    if context.enabled:
-        dist.barrier()
-
-
 def broadcast_buffers(context: DistributedContext, module: torch.nn.Module) -> None:
     """Give every rank rank 0's buffers (BatchNorm running statistics).
 
