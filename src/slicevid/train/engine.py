@@ -135,7 +135,6 @@ class _Trainer:
                   "autocast_dtype": self.autocast_dtype, "num_workers": self.config.num_workers,
                   "progress": self.config.progress and self.context.is_main}
         self.network = _HeadOnly(self.model)
-        self.augmentation = None
         cached_val = extract_features(self.model, val_data, **kwargs) if val_data is not None else None
         return extract_features(self.model, train_data, **kwargs), cached_val
 

@@ -7,7 +7,8 @@ on them: an epoch then costs an LSTM pass instead of ``D`` CNN passes per sample
 
 The paper's video pretraining freezes VGG-16 but keeps training the 1x1x1 adapter, so the
 cache is exact only with the adapter frozen too (``freeze_encoder(include_adapter=True)``).
-That is the fast path; the exact uncached recipe stays the default.
+That is the fast path; the exact uncached recipe stays the default. Under torchrun every
+process extracts the features of the whole dataset once, then trains on its shard of them.
 """
 
 from __future__ import annotations
