@@ -52,7 +52,7 @@ def test_fit_writes_run_folder_and_restores_best(tmp_path):
     result = fit(model, toy_data(), toy_data(seed=1), TrainConfig(epochs=3, out_dir=str(tmp_path), **QUIET))
     names = {p.name for p in tmp_path.iterdir()}
     assert {"last.safetensors", "best", "metrics.csv", "config.yaml", "report.json", "curves.png",
-            "confusion.png"} <= names
+            "confusion.png", "montage.png"} <= names
     assert len(result.history) == 3 and result.best_epoch in (1, 2, 3)
     assert result.best_val_loss == min(row["val_loss"] for row in result.history)
     best = SliceSequenceClassifier.from_pretrained(tmp_path / "best")

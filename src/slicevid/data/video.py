@@ -104,8 +104,11 @@ class VideoClipDataset(Dataset):
         self.num_frames, self.size, self.frames, self.short = num_frames, size, frames, short
         self.classes = tuple(classes)
         self.skipped: list[tuple[str, str]] = []
+        from tqdm.auto import tqdm
+
         kept_files, kept_labels = [], []
-        for path, label in zip(files, labels, strict=True):
+        pairs = list(zip(files, labels, strict=True))
+        for path, label in tqdm(pairs, desc="probe videos", unit="clip", leave=False, disable=len(pairs) < 200):
             try:
                 count = count_frames(path)
                 if count == 0:

@@ -46,7 +46,7 @@ from .evaluation import (
     predict_logits,
 )
 from .features import extract_features
-from .plots import plot_confusion_matrix, plot_training_curves
+from .plots import plot_confusion_matrix, plot_slice_montage, plot_training_curves
 
 
 @dataclass
@@ -105,6 +105,7 @@ class _Trainer:
             model.channels_last = True
             model.encoder.to(memory_format=torch.channels_last)
         self.network: nn.Module = model
+        self.raw_train_data = train_data  # before any feature caching: for the montage
         if config.feature_cache:
             train_data, val_data = self._cache_features(train_data, val_data)
         self.train_data, self.val_data = train_data, val_data
@@ -255,7 +256,16 @@ class _Trainer:
             if result.evaluation is not None:
                 result.evaluation.report.save_json(self.out_dir / "report.json")
                 plot_confusion_matrix(result.evaluation.report, self.out_dir / "confusion.png")
+            self._plot_sample()
         return result
+
+    def _plot_sample(self) -> None:
+        """Slices of the first training sample, in order (like the paper's Figure 2)."""
+        volume, label = self.raw_train_data[0]
+        if isinstance(volume, torch.Tensor) and volume.ndim == 4 and volume.shape[0] == 1:
+            name = self.class_names[int(label)] if 0 <= int(label) < len(self.class_names) else str(label)
+            plot_slice_montage(volume[0].float().numpy(), self.out_dir / "montage.png",
+                               title=f"first training sample (class {name})")
 
 
 def _epoch_line(row: dict, epochs: int) -> str:
@@ -288,7 +298,8 @@ def fit(
     stops after ``early_stopping_patience`` epochs without improvement, and the model ends
     with the weights of its best validation loss. With ``config.out_dir`` the run folder
     receives ``last.safetensors`` (resumable), ``best/`` (``save_pretrained`` format),
-    ``metrics.csv``, ``config.yaml``, ``report.json``, ``curves.png`` and ``confusion.png``.
+    ``metrics.csv``, ``config.yaml``, ``report.json``, ``curves.png``, ``confusion.png`` and
+    ``montage.png`` (the slices of the first training sample).
 
     Raises:
         TrainingDivergedError: the loss became NaN or infinite; the last good checkpoint stays.
