@@ -98,3 +98,17 @@ def test_ucf101_split_files(ucf_root, tmp_path):
     (tmp_path / "bad.txt").write_text("Skiing/v_Skiing_g01_c01.avi\n")
     with pytest.raises(DataError, match="'Skiing'"):
         ucf101(ucf_root, tmp_path / "bad.txt")
+
+
+def test_first_frames_equal_a_full_decode(ucf_root):
+    import av
+
+    from slicevid.data.video import clip_to_tensor
+
+    ds = ucf50(ucf_root, classes=CLASSES, num_frames=10, size=24)
+    with av.open(str(ds.files[4])) as container:
+        frames = np.stack([f.to_ndarray(format="rgb24") for f in container.decode(video=0)])
+    full = torch.from_numpy(frames).permute(3, 0, 1, 2).float()  # (3, T, H, W) in [0, 255]
+    expected = clip_to_tensor(full, np.arange(10), 24)
+    assert torch.allclose(ds[4][0], expected, atol=1e-5)
+    assert ds.fps[4] == 25.0 and ds.frame_counts[4] == 24

@@ -50,14 +50,15 @@ def video_group(path: str | os.PathLike) -> int:
     return int(match.group(1))
 
 
-def count_frames(path: str | os.PathLike) -> int:
-    """Number of video frames, from the container header (decoding only if it is absent)."""
+def probe_video(path: str | os.PathLike) -> tuple[int, float]:
+    """``(frames, frames per second)`` from the container header (decoding only if the count is absent)."""
     import av
 
     try:
         with av.open(str(path)) as container:
             stream = container.streams.video[0]
-            return stream.frames or sum(1 for _ in container.decode(stream))
+            rate = float(stream.average_rate or stream.guessed_rate or 25)
+            return stream.frames or sum(1 for _ in container.decode(stream)), rate
     except (av.error.FFmpegError, IndexError, OSError) as err:
         raise DataError(f"{path}: undecodable video ({err})") from err
 
@@ -106,11 +107,11 @@ class VideoClipDataset(Dataset):
         self.skipped: list[tuple[str, str]] = []
         from tqdm.auto import tqdm
 
-        kept_files, kept_labels = [], []
+        kept_files, kept_labels, self.frame_counts, self.fps = [], [], [], []
         pairs = list(zip(files, labels, strict=True))
         for path, label in tqdm(pairs, desc="probe videos", unit="clip", leave=False, disable=len(pairs) < 200):
             try:
-                count = count_frames(path)
+                count, rate = probe_video(path)
                 if count == 0:
                     raise DataError(f"{path}: video has no frames")
             except DataError as err:
@@ -123,6 +124,8 @@ class VideoClipDataset(Dataset):
                 continue
             kept_files.append(Path(path))
             kept_labels.append(int(label))
+            self.frame_counts.append(count)
+            self.fps.append(rate)
         self.files, self.labels = kept_files, np.asarray(kept_labels, dtype=np.int64)
         if self.skipped:
             warnings.warn(f"Skipped {len(self.skipped)} video(s), e.g. {self.skipped[0][1]}", stacklevel=2)
@@ -140,10 +143,16 @@ class VideoClipDataset(Dataset):
         from pytorchvideo.data.encoded_video import EncodedVideo
 
         path = self.files[index]
+        wanted = min(self.num_frames, self.frame_counts[index])
         try:
             video = EncodedVideo.from_path(str(path), decode_audio=False, decoder="pyav")
             try:
-                data = video.get_clip(0, float(video.duration))["video"]  # (3, T, H, W) in [0, 255]
+                duration = float(video.duration)
+                # "first" needs only the opening frames: decode up to them, not the whole clip.
+                end = min(duration, (self.num_frames + 1) / self.fps[index]) if self.frames == "first" else duration
+                data = video.get_clip(0, end)["video"]  # (3, T, H, W) in [0, 255]
+                if data is not None and data.shape[1] < wanted and end < duration:
+                    data = video.get_clip(0, duration)["video"]  # timestamps were off: decode it all
             finally:
                 video.close()
         except Exception as err:  # PyAV and pytorchvideo raise many types for broken files
@@ -158,6 +167,8 @@ class VideoClipDataset(Dataset):
         subset.__dict__.update(self.__dict__)
         subset.files = [self.files[i] for i in indices]
         subset.labels = self.labels[np.asarray(indices, dtype=np.int64)]
+        subset.frame_counts = [self.frame_counts[i] for i in indices]
+        subset.fps = [self.fps[i] for i in indices]
         return subset
 
 
