@@ -1,8 +1,11 @@
 import nibabel as nib
 import numpy as np
+import pytest
 
 from slicevid.data import load_ct, read_label_csv
-from slicevid.data.synthetic import make_phantom, write_action_videos, write_tb_phantoms
+from slicevid.data.synthetic import make_action_clip, make_phantom, write_action_videos, write_tb_phantoms
+from slicevid.data.synthetic.phantoms import AIR_HU, LESION_HU
+from slicevid.data.synthetic.videos import MOTIONS
 
 
 def test_phantoms_are_hu_int16_nifti_with_spacing(tmp_path):
@@ -16,6 +19,16 @@ def test_phantoms_are_hu_int16_nifti_with_spacing(tmp_path):
     assert np.allclose(spacing, (300 / 16, 340 / 32, 340 / 32))
 
 
+def test_class_counts_and_varying_depths(tmp_path):
+    csv = write_tb_phantoms(tmp_path, n_per_class=(3, 2, 1, 1, 1), shape=(16, 32, 32), seed=1, depths=(10, 20))
+    rows = read_label_csv(csv)
+    assert np.bincount([label for _, label in rows]).tolist() == [3, 2, 1, 1, 1]
+    depths = {load_ct(tmp_path / name)[0].shape[0] for name, _ in rows}
+    assert len(depths) > 1 and all(10 <= d <= 20 for d in depths)
+    with pytest.raises(ValueError, match="one count or 5 counts"):
+        write_tb_phantoms(tmp_path, n_per_class=(1, 2), shape=(8, 16, 16))
+
+
 def test_writers_are_deterministic(tmp_path):
     a = write_tb_phantoms(tmp_path / "a", n_per_class=1, shape=(8, 16, 16), seed=5)
     b = write_tb_phantoms(tmp_path / "b", n_per_class=1, shape=(8, 16, 16), seed=5)
@@ -27,26 +40,33 @@ def test_writers_are_deterministic(tmp_path):
     assert (tmp_path / "va" / name).read_bytes() == (tmp_path / "vb" / name).read_bytes()
 
 
-def test_each_class_adds_a_distinct_lesion():
-    shape = (24, 48, 48)
-    lesion_voxels = []
-    for label in range(5):
-        volume = make_phantom(label, shape, np.random.default_rng(label))
-        lesion_voxels.append(int(((volume > -600) & (volume < 200)).sum()))
-    assert len(set(lesion_voxels)) == 5
+@pytest.mark.parametrize("label", range(5))
+def test_every_class_paints_a_lesion_inside_the_lungs(label):
+    volume, lesion = make_phantom(label, (32, 64, 64), np.random.default_rng(label), return_lesion=True)
+    assert lesion.shape == volume.shape and lesion.dtype == bool and lesion.sum() > 20
+
+
+def test_cavity_has_air_inside_a_dense_wall():
+    volume, lesion = make_phantom(4, (48, 96, 96), np.random.default_rng(0), return_lesion=True)
+    assert (volume[lesion] > LESION_HU - 200).any() and (volume[lesion] < AIR_HU + 200).any()
 
 
 def test_focal_column_has_gaps_between_slices_where_the_mass_is_continuous():
     def lesion_slices(label, seed):
-        _, lesion = make_phantom(label, (96, 64, 64), np.random.default_rng(seed), return_lesion=True)
+        _, lesion = make_phantom(label, (24, 48, 48), np.random.default_rng(seed), return_lesion=True)
         return np.flatnonzero(lesion.any(axis=(1, 2)))
 
-    for seed in range(3):
+    for seed in range(4):
         column, mass = lesion_slices(1, seed), lesion_slices(2, seed)
         assert len(mass) > 0 and np.all(np.diff(mass) == 1)  # one continuous run of slices
-        assert len(column) > 0 and np.any(np.diff(column) > 1)  # blobs separated by gaps
+        assert len(column) > 0 and np.any(np.diff(column) > 1)  # nodules separated by gaps at demo resolution
 
 
-def test_lesion_mask_matches_painted_voxels():
-    volume, lesion = make_phantom(4, (24, 48, 48), np.random.default_rng(0), return_lesion=True)
-    assert lesion.shape == volume.shape and lesion.dtype == bool and lesion.any()
+def test_motion_classes_and_the_time_reversed_pair():
+    assert len(MOTIONS) == 10
+    grow = make_action_clip(7, 12, 32, np.random.default_rng(0))
+    shrink = make_action_clip(8, 12, 32, np.random.default_rng(0))
+    assert grow.shape == (12, 32, 32, 3) and grow.dtype == np.uint8
+    bright = lambda clip: (clip.mean(-1) > 150).sum(axis=(1, 2))  # noqa: E731
+    assert bright(grow)[-1] > bright(grow)[0] and bright(shrink)[0] > bright(shrink)[-1]
+    assert np.array_equal(bright(grow), bright(shrink)[::-1])  # same frames, reversed order
