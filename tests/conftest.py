@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import pytest
 import torch
+from torch import nn
 
 from slicevid import create_model
+from slicevid.encoders import register_encoder
 
 TINY_ENCODER = "timm:test_resnet"
 
@@ -26,3 +28,13 @@ def tiny_model(num_classes: int = 5, **kwargs):
 @pytest.fixture
 def model():
     return tiny_model()
+
+
+@register_encoder("test_plain_cnn")
+def plain_cnn(**kwargs):
+    """A BatchNorm-free encoder, so batch composition cannot change results."""
+    net = nn.Sequential(
+        nn.Conv2d(3, 8, 3, stride=2), nn.ReLU(), nn.Conv2d(8, 12, 3), nn.AdaptiveAvgPool2d(1), nn.Flatten()
+    )
+    net.num_features = 12
+    return net

@@ -14,8 +14,10 @@ HIDDEN, DENSE, CLASSES = 16, 32, 5
 def keras_weights(seed=0):
     rng = np.random.default_rng(seed)
     he = lambda shape, fan_in: (rng.normal(size=shape) * np.sqrt(2 / fan_in)).astype(np.float32)  # noqa: E731
-    weights = {"conv3d_1/conv3d_1/kernel:0": he((1, 1, 1, 1, 3), 1),
-               "conv3d_1/conv3d_1/bias:0": rng.normal(0, 0.1, 3).astype(np.float32)}
+    weights = {
+        "conv3d_1/conv3d_1/kernel:0": he((1, 1, 1, 1, 3), 1),
+        "conv3d_1/conv3d_1/bias:0": rng.normal(0, 0.1, 3).astype(np.float32),
+    }
     channels = 3
     for block, number in VGG16_BLOCKS:
         out = 64 * 2 ** min(block - 1, 3)
@@ -77,7 +79,7 @@ def keras_forward(w, x):
 def test_converted_softmax_matches_keras_forward(tmp_path):
     weights = keras_weights()
     model = load_keras_h5(write_h5(tmp_path / "ViPTT-Net-CLEF-TBT.h5", weights)).eval()
-    assert model.num_classes == CLASSES and model.config["head_hidden"] == DENSE
+    assert model.num_classes == CLASSES and model.config.head_hidden == DENSE
     x = np.random.default_rng(1).random((2, 3, 32, 32, 1), dtype=np.float32)  # Keras: channels last
     expected = keras_forward(weights, x)
     ours = model.predict_proba(torch.from_numpy(x).permute(0, 4, 1, 2, 3).contiguous()).numpy()
@@ -122,3 +124,69 @@ def test_file_without_lstm(tmp_path):
     weights = {k: v for k, v in keras_weights().items() if "lstm" not in k}
     with pytest.raises(ValueError, match="no LSTM recurrent_kernel"):
         load_keras_h5(write_h5(tmp_path / "m.h5", weights))
+
+
+def vgg_notop_h5(path, weights, style):
+    """A Keras VGG-16 no-top weights file: ``kernel:0`` one level deeper, or the older ``_W_1:0`` names."""
+    with h5py.File(path, "w") as handle:
+        names = []
+        for block, number in VGG16_BLOCKS:
+            layer = f"block{block}_conv{number}"
+            names.append(layer.encode())
+            kernel, bias = (
+                weights[f"time_distributed_1/{layer}/kernel:0"],
+                weights[f"time_distributed_1/{layer}/bias:0"],
+            )
+            group = handle.create_group(layer)
+            if style == "nested":
+                group.create_dataset(f"{layer}/kernel:0", data=kernel)
+                group.create_dataset(f"{layer}/bias:0", data=bias)
+            else:
+                group.create_dataset(f"{layer}_W_1:0", data=kernel)
+                group.create_dataset(f"{layer}_b_1:0", data=bias)
+        handle.attrs["layer_names"] = names
+    return path
+
+
+def numpy_vgg_features(weights, images):
+    """Keras VGG16(include_top=False, pooling="avg") on channels-last images, in numpy."""
+    y = images.astype(np.float64)
+    for block, number in VGG16_BLOCKS:
+        name = f"time_distributed_1/block{block}_conv{number}"
+        padded = np.pad(y, ((0, 0), (1, 1), (1, 1), (0, 0)))
+        windows = np.lib.stride_tricks.sliding_window_view(padded, (3, 3), axis=(1, 2))
+        y = np.maximum(
+            np.einsum("nhwcij,ijco->nhwo", windows, weights[f"{name}/kernel:0"]) + weights[f"{name}/bias:0"], 0
+        )
+        if number == (2 if block <= 2 else 3):
+            n, h, w, c = y.shape
+            y = y.reshape(n, h // 2, 2, w // 2, 2, c).max(axis=(2, 4))
+    return y.mean(axis=(1, 2))
+
+
+@pytest.mark.parametrize("style", ["nested", "legacy"])
+def test_keras_vgg16_notop_weights(tmp_path, style):
+    from slicevid.encoders import create_encoder
+
+    weights = keras_weights()
+    path = vgg_notop_h5(tmp_path / "vgg16_notop.h5", weights, style)
+    encoder = create_encoder("vgg16", weights=path).eval()
+    images = np.random.default_rng(2).random((2, 32, 32, 3), dtype=np.float32)
+    expected = numpy_vgg_features(weights, images)
+    ours = encoder(torch.from_numpy(images).permute(0, 3, 1, 2).contiguous()).detach().numpy()
+    assert np.abs(ours - expected).max() <= 1e-4 * np.abs(expected).max()
+
+
+def test_keras_imagenet_from_the_keras_cache(tmp_path, monkeypatch):
+    from slicevid import WeightsNotFoundError
+    from slicevid.encoders import create_encoder
+
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    with pytest.raises(WeightsNotFoundError, match=r"models/vgg16_weights_tf_dim_ordering_tf_kernels_notop\.h5"):
+        create_encoder("vgg16", weights="keras-imagenet")
+    (tmp_path / "models").mkdir()
+    weights = keras_weights()
+    vgg_notop_h5(tmp_path / "models" / "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5", weights, "nested")
+    encoder = create_encoder("vgg16", weights="keras-imagenet")
+    expected = weights["time_distributed_1/block5_conv3/kernel:0"].transpose(3, 2, 0, 1)
+    assert np.array_equal(encoder.features[28].weight.detach().numpy(), expected)

@@ -1,22 +1,51 @@
 """Aggregators: read a sequence of slice features ``(B, D, F)`` into one vector ``(B, out_features)``.
 
-``"lstm"`` and ``"gru"`` are recurrent (the paper uses an LSTM with 256 units reading out
-the last step). ``"mean"`` averages over slices with no sequence model at all: an
-order-blind ablation that shows what the recurrence adds.
+Registered names:
+
+* ``"lstm"``, ``"gru"``: recurrent, optionally stacked and bidirectional, read at the last
+  step or averaged over steps (the paper: an LSTM with 256 units read at the last step).
+* ``"mean"``: an order-blind average over slices, with no parameters (an ablation).
+* ``"attention"``: gated attention pooling (Ilse et al., 2018): a learned weight per slice.
+* ``"transformer"``: a small transformer encoder over the slices, with sinusoidal
+  slice-position encoding, read out through a learned summary token.
+
+Every aggregator takes optional ``lengths`` ``(B,)`` for padded batches of volumes of
+different depths and ignores the padding exactly: packed sequences for the recurrent ones,
+masks for the others. Aggregators with a ``slice_weights(sequence, lengths)`` method
+(attention, transformer) explain which slices they read; see ``SliceSequenceClassifier.explain``.
 """
 
 from __future__ import annotations
 
+import inspect
+import math
 from collections.abc import Callable
+from functools import partial
 
 import torch
 from torch import Tensor, nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from ._registry import Registry
+from ._registry import Registry, check_choice
+from .devices import without_autocast
 
 _AGGREGATORS: Registry[nn.Module] = Registry("aggregator")
 READOUTS = ("last", "mean")
-_AUTOCAST_DEVICES = ("cpu", "cuda", "mps", "xpu")
+
+
+def valid_mask(lengths: Tensor | None, batch: int, depth: int, device: torch.device) -> Tensor:
+    """``(B, D)`` booleans, True for real slices and False for padding."""
+    if lengths is None:
+        return torch.ones(batch, depth, dtype=torch.bool, device=device)
+    return torch.arange(depth, device=device)[None, :] < lengths.to(device)[:, None]
+
+
+def masked_mean(sequence: Tensor, lengths: Tensor | None) -> Tensor:
+    """Mean over the real slices of each sample of ``(B, D, F)``."""
+    if lengths is None:
+        return sequence.mean(dim=1)
+    mask = valid_mask(lengths, *sequence.shape[:2], sequence.device).unsqueeze(-1)
+    return (sequence * mask).sum(dim=1) / lengths.to(sequence.device, sequence.dtype)[:, None]
 
 
 class RecurrentAggregator(nn.Module):
@@ -30,7 +59,7 @@ class RecurrentAggregator(nn.Module):
         bidirectional: also read the slices in reverse.
         dropout: dropout between stacked layers (needs ``num_layers > 1``).
         readout: ``"last"`` (final hidden state of the top layer, both directions) or ``"mean"``
-            (average of the outputs over all steps).
+            (average of the outputs over all real steps).
     """
 
     def __init__(
@@ -46,10 +75,8 @@ class RecurrentAggregator(nn.Module):
     ) -> None:
         super().__init__()
         rnn_types = {"lstm": nn.LSTM, "gru": nn.GRU}
-        if cell not in rnn_types:
-            raise ValueError(f"cell must be one of {sorted(rnn_types)}, got {cell!r}")
-        if readout not in READOUTS:
-            raise ValueError(f"readout must be one of {READOUTS}, got {readout!r}")
+        cell = check_choice("cell", cell, rnn_types)
+        self.readout = check_choice("readout", readout, READOUTS)
         self.rnn = rnn_types[cell](
             in_features,
             hidden_size,
@@ -58,19 +85,22 @@ class RecurrentAggregator(nn.Module):
             bidirectional=bidirectional,
             dropout=dropout if num_layers > 1 else 0.0,
         )
-        self.readout = readout
         self.num_directions = 2 if bidirectional else 1
         self.out_features = hidden_size * self.num_directions
 
-    def forward(self, sequence: Tensor) -> Tensor:
+    def forward(self, sequence: Tensor, lengths: Tensor | None = None) -> Tensor:
         # cuDNN RNNs under bf16/fp16 lose accuracy over long sequences: run them in float32.
-        device_type = sequence.device.type if sequence.device.type in _AUTOCAST_DEVICES else "cpu"
-        with torch.autocast(device_type=device_type, enabled=False):
-            outputs, state = self.rnn(sequence.float())
+        with without_autocast(sequence.device):
+            inputs = sequence.float()
+            if lengths is not None:
+                inputs = pack_padded_sequence(inputs, lengths.cpu(), batch_first=True, enforce_sorted=False)
+            outputs, state = self.rnn(inputs)
         if self.readout == "mean":
-            return outputs.mean(dim=1)
+            if lengths is not None:
+                outputs, _ = pad_packed_sequence(outputs, batch_first=True, total_length=sequence.shape[1])
+            return masked_mean(outputs, lengths)
         hidden = state[0] if isinstance(state, tuple) else state  # LSTM returns (h, c)
-        top = hidden[-self.num_directions :]  # (directions, B, H) of the last layer
+        top = hidden[-self.num_directions :]  # (directions, B, H) of the last layer, in the original order
         return top.transpose(0, 1).reshape(sequence.shape[0], self.out_features)
 
 
@@ -81,15 +111,127 @@ class MeanAggregator(nn.Module):
         super().__init__()
         self.out_features = in_features
 
-    def forward(self, sequence: Tensor) -> Tensor:
-        return sequence.mean(dim=1)
+    def forward(self, sequence: Tensor, lengths: Tensor | None = None) -> Tensor:
+        return masked_mean(sequence, lengths)
+
+
+class GatedAttentionAggregator(nn.Module):
+    """Gated attention pooling (Ilse, Tomczak and Welling, 2018): a softmax weight per slice.
+
+    ``a_d = softmax_d(w . (tanh(V h_d) * sigmoid(U h_d)))``; the output is ``sum_d a_d h_d``.
+    Order-blind like ``"mean"``, but it learns which slices matter, and says so.
+
+    Args:
+        in_features: width of each slice feature (also the output width).
+        attention_size: width of the attention's hidden layer.
+        dropout: dropout on the attention's hidden layer.
+    """
+
+    def __init__(self, in_features: int, *, attention_size: int = 128, dropout: float = 0.0) -> None:
+        super().__init__()
+        self.value = nn.Linear(in_features, attention_size)
+        self.gate = nn.Linear(in_features, attention_size)
+        self.score = nn.Linear(attention_size, 1)
+        self.dropout = nn.Dropout(dropout)
+        self.out_features = in_features
+
+    def slice_weights(self, sequence: Tensor, lengths: Tensor | None = None) -> Tensor:
+        """Attention weights ``(B, D)``: non-negative, summing to 1 over each sample's real slices."""
+        hidden = self.dropout(torch.tanh(self.value(sequence)) * torch.sigmoid(self.gate(sequence)))
+        scores = self.score(hidden).squeeze(-1)
+        mask = valid_mask(lengths, *sequence.shape[:2], sequence.device)
+        return scores.masked_fill(~mask, float("-inf")).softmax(dim=1)
+
+    def forward(self, sequence: Tensor, lengths: Tensor | None = None) -> Tensor:
+        weights = self.slice_weights(sequence, lengths)
+        return torch.einsum("bd,bdf->bf", weights.to(sequence.dtype), sequence)
+
+
+def sinusoidal_positions(depth: int, width: int, device: torch.device) -> Tensor:
+    """``(depth, width)`` sine/cosine encodings of slice positions 0..depth-1 (any depth)."""
+    position = torch.arange(depth, device=device, dtype=torch.float32)[:, None]
+    frequency = torch.exp(torch.arange(0, width, 2, device=device, dtype=torch.float32) * (-math.log(1e4) / width))
+    encoding = torch.zeros(depth, width, device=device)
+    encoding[:, 0::2] = torch.sin(position * frequency)
+    encoding[:, 1::2] = torch.cos(position * frequency[: width // 2])
+    return encoding
+
+
+class _TransformerBlock(nn.Module):
+    """Pre-norm self-attention + feed-forward block that can return its attention weights."""
+
+    def __init__(self, width: int, heads: int, dropout: float) -> None:
+        super().__init__()
+        self.norm1, self.norm2 = nn.LayerNorm(width), nn.LayerNorm(width)
+        self.attention = nn.MultiheadAttention(width, heads, dropout=dropout, batch_first=True)
+        self.feedforward = nn.Sequential(
+            nn.Linear(width, 2 * width), nn.GELU(), nn.Dropout(dropout), nn.Linear(2 * width, width)
+        )
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, tokens: Tensor, padding: Tensor, need_weights: bool = False) -> tuple[Tensor, Tensor | None]:
+        query = self.norm1(tokens)
+        attended, weights = self.attention(
+            query, query, query, key_padding_mask=padding, need_weights=need_weights, average_attn_weights=True
+        )
+        tokens = tokens + self.dropout(attended)
+        return tokens + self.dropout(self.feedforward(self.norm2(tokens))), weights
+
+
+class TransformerAggregator(nn.Module):
+    """A small transformer encoder over slices, read through a learned summary token.
+
+    Slice features are projected to ``width``, given sinusoidal slice-position encodings (so
+    the order of slices counts, at any depth), and a learned summary token is prepended; its
+    final state is the output. Padded slices are masked out of every attention.
+
+    Args:
+        in_features: width of each slice feature.
+        width: model width (output width too).
+        heads: attention heads.
+        num_layers: transformer blocks.
+        dropout: dropout inside the blocks.
+    """
+
+    def __init__(
+        self, in_features: int, *, width: int = 128, heads: int = 4, num_layers: int = 2, dropout: float = 0.1
+    ) -> None:
+        super().__init__()
+        if width % heads or width % 2:
+            raise ValueError(f"width must be even and divisible by heads; got width={width}, heads={heads}")
+        self.project = nn.Linear(in_features, width)
+        self.summary = nn.Parameter(torch.zeros(1, 1, width))
+        nn.init.normal_(self.summary, std=0.02)
+        self.blocks = nn.ModuleList(_TransformerBlock(width, heads, dropout) for _ in range(num_layers))
+        self.norm = nn.LayerNorm(width)
+        self.out_features = width
+
+    def _run(self, sequence: Tensor, lengths: Tensor | None, need_weights: bool) -> tuple[Tensor, Tensor | None]:
+        batch, depth, _ = sequence.shape
+        tokens = self.project(sequence) + sinusoidal_positions(depth, self.out_features, sequence.device)
+        tokens = torch.cat([self.summary.expand(batch, -1, -1).to(tokens.dtype), tokens], dim=1)
+        padding = ~valid_mask(lengths, batch, depth, sequence.device)
+        padding = torch.cat([torch.zeros(batch, 1, dtype=torch.bool, device=sequence.device), padding], dim=1)
+        weights = None
+        for index, block in enumerate(self.blocks):
+            tokens, weights = block(tokens, padding, need_weights and index == len(self.blocks) - 1)
+        return self.norm(tokens[:, 0]), weights
+
+    def slice_weights(self, sequence: Tensor, lengths: Tensor | None = None) -> Tensor:
+        """How much the summary token attends to each slice in the last block ``(B, D)`` (heads averaged)."""
+        weights = self._run(sequence, lengths, need_weights=True)[1]
+        slices = weights[:, 0, 1:]
+        return slices / slices.sum(dim=1, keepdim=True).clamp_min(1e-12)
+
+    def forward(self, sequence: Tensor, lengths: Tensor | None = None) -> Tensor:
+        return self._run(sequence, lengths, need_weights=False)[0]
 
 
 def register_aggregator(name: str, builder: Callable[..., nn.Module] | None = None):
     """Register an aggregator builder ``builder(in_features, **kwargs)`` under ``name``.
 
-    The module it returns maps ``(B, D, in_features)`` to ``(B, out_features)`` and exposes
-    ``out_features``.
+    The module it returns maps ``(B, D, in_features)`` to ``(B, out_features)``, exposes
+    ``out_features``, and may take ``lengths`` ``(B,)`` as a second argument for padded batches.
     """
     return _AGGREGATORS.register(name, builder)
 
@@ -99,14 +241,57 @@ def list_aggregators(pattern: str = "*") -> list[str]:
     return _AGGREGATORS.names(pattern)
 
 
+def canonical_aggregator_name(name: str) -> str:
+    """The registered spelling of ``name`` (``"LSTM"`` -> ``"lstm"``); a ``KeyError`` with suggestions otherwise."""
+    _AGGREGATORS.get(name)
+    return _AGGREGATORS.canonical(name)
+
+
 def create_aggregator(aggregator: str | nn.Module, in_features: int, **kwargs) -> nn.Module:
-    """Build an aggregator by name for ``in_features``-wide slice features, or validate a module."""
-    module = aggregator if isinstance(aggregator, nn.Module) else _AGGREGATORS.get(aggregator)(in_features, **kwargs)
+    """Build an aggregator by name for ``in_features``-wide slice features, or validate a module.
+
+    Raises:
+        KeyError: unknown name (with close matches).
+        ValueError: a keyword argument the aggregator does not take.
+    """
+    if isinstance(aggregator, nn.Module):
+        module = aggregator
+    else:
+        builder = _AGGREGATORS.get(aggregator)
+        _check_kwargs(f"aggregator {aggregator!r}", builder, kwargs)
+        module = builder(in_features, **kwargs)
     if not isinstance(getattr(module, "out_features", None), int):
         raise TypeError(f"Aggregator {type(module).__name__} must expose an integer `out_features`.")
     return module
 
 
-register_aggregator("lstm", lambda in_features, **kw: RecurrentAggregator(in_features, cell="lstm", **kw))
-register_aggregator("gru", lambda in_features, **kw: RecurrentAggregator(in_features, cell="gru", **kw))
+def _check_kwargs(what: str, builder: Callable, kwargs: dict) -> None:
+    """A ``ValueError`` naming any keyword argument ``builder`` does not accept."""
+    try:
+        parameters = inspect.signature(builder).parameters
+    except (TypeError, ValueError):
+        return
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+        return
+    accepted = [n for n, p in parameters.items() if p.kind is not inspect.Parameter.POSITIONAL_ONLY][1:]
+    unknown = sorted(set(kwargs) - set(accepted))
+    if unknown:
+        raise ValueError(
+            f"{what} does not take {', '.join(map(repr, unknown))}; it takes "
+            f"{', '.join(map(repr, accepted)) or 'no keyword arguments'}"
+        )
+
+
+def takes_lengths(module: nn.Module) -> bool:
+    """Whether ``module.forward`` accepts ``lengths`` (every built-in aggregator does)."""
+    try:
+        return "lengths" in inspect.signature(module.forward).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+register_aggregator("lstm", partial(RecurrentAggregator, cell="lstm"))
+register_aggregator("gru", partial(RecurrentAggregator, cell="gru"))
 register_aggregator("mean", MeanAggregator)
+register_aggregator("attention", GatedAttentionAggregator)
+register_aggregator("transformer", TransformerAggregator)

@@ -1,11 +1,15 @@
-"""Slice encoders: 2D image networks that map ``(N, 3, H, W)`` slices to ``(N, F)`` features.
+"""Slice encoders: 2D image networks that map ``(N, C, H, W)`` slices to ``(N, F)`` features.
 
 The contract is tiny: an ``nn.Module`` with a ``num_features`` attribute whose forward
-returns pooled features. Three ways to get one:
+returns pooled features. Builders take ``in_chans`` (3 unless the model feeds 2.5D slice
+context straight in) and ``weights``. Ways to get one:
 
 * ``"vgg16"``: the paper's encoder, VGG-16's 13-conv stack through block5's max-pool,
   then global average pooling (512 features). Its parameter names match torchvision's
-  ``vgg16().features`` so torchvision checkpoints load directly.
+  ``vgg16().features`` so torchvision checkpoints load directly; Keras ``.h5`` weights
+  (the authors') load too.
+* ``"compact_cnn"``: four conv-BatchNorm-ReLU-max-pool stages (128 features, about 0.1 M
+  parameters): a CPU-sized encoder that trains from scratch in minutes (the demo's).
 * ``"timm:<name>"``: any timm model, built with ``num_classes=0``.
 * your own, via :func:`register_encoder`, or any module passed in directly.
 """
@@ -13,14 +17,14 @@ returns pooled features. Three ways to get one:
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from torch import Tensor, nn
 
 from ._registry import Registry
 from .errors import WeightsNotFoundError
-from .weights import load_into, read_state_dict, vgg16_imagenet_state
+from .weights import NAMED_WEIGHTS, adapt_first_conv, load_into, resolve_encoder_weights
 
 TIMM_PREFIX = "timm:"
 _ENCODERS: Registry[nn.Module] = Registry("encoder")
@@ -38,10 +42,10 @@ class VGG16Encoder(nn.Module):
 
     num_features = 512
 
-    def __init__(self) -> None:
+    def __init__(self, in_chans: int = 3) -> None:
         super().__init__()
         layers: list[nn.Module] = []
-        channels = 3
+        channels = in_chans
         for spec in _VGG16_LAYOUT:
             if spec == "M":
                 layers.append(nn.MaxPool2d(kernel_size=2, stride=2))
@@ -58,6 +62,34 @@ class VGG16Encoder(nn.Module):
         return self.pool(self.features(x)).flatten(1)
 
 
+class CompactCNN(nn.Module):
+    """Conv-BatchNorm-ReLU-max-pool stages, then global average pooling: an encoder sized for CPUs.
+
+    Args:
+        in_chans: input channels.
+        widths: channels of each stage; every stage halves height and width.
+    """
+
+    def __init__(self, in_chans: int = 3, widths: Sequence[int] = (16, 32, 64, 128)) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        channels = in_chans
+        for width in widths:
+            layers += [
+                nn.Conv2d(channels, width, 3, padding=1, bias=False),
+                nn.BatchNorm2d(width),
+                nn.ReLU(inplace=True),
+                nn.MaxPool2d(2),
+            ]
+            channels = width
+        self.features = nn.Sequential(*layers)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.num_features = channels
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.pool(self.features(x)).flatten(1)
+
+
 class TimmEncoder(nn.Module):
     """Adapter for any timm backbone, created headless (``num_classes=0``)."""
 
@@ -65,24 +97,43 @@ class TimmEncoder(nn.Module):
         super().__init__()
         import timm
 
-        try:
-            self.model = timm.create_model(name, pretrained=pretrained, num_classes=0, **kwargs)
-        except RuntimeError as err:
-            if "Unknown model" in str(err):
-                raise KeyError(f"Unknown timm model {name!r}; see timm.list_models().") from err
-            raise
+        if not timm.list_models(name) and not timm.list_models(name, pretrained=True):
+            raise KeyError(f"Unknown timm model {name!r}.{_close_timm_names(name)} See timm.list_models().")
+        self.name = name
+        self.model = timm.create_model(name, pretrained=pretrained, num_classes=0, **kwargs)
         # Models with a pre-logits layer report its width separately from the trunk's.
         self.num_features = getattr(self.model, "head_hidden_size", None) or self.model.num_features
 
     def forward(self, x: Tensor) -> Tensor:
         return self.model(x)
 
+    def input_size_hint(self) -> str:
+        """What input size this backbone needs, and how to change that."""
+        size = getattr(getattr(self.model, "patch_embed", None), "img_size", None)
+        if size is not None:
+            return (
+                f"timm model {self.name!r} takes {size[0]}x{size[1]} slices; pass encoder_kwargs "
+                '(CLI: --encoder-kwargs) {"img_size": N} or {"dynamic_img_size": true}'
+            )
+        size = self.model.pretrained_cfg.get("input_size", (3, 224, 224))[1:]
+        return f"timm model {self.name!r} is made for {size[0]}x{size[1]} slices and its downsampling needs larger ones"
+
+
+def _close_timm_names(name: str) -> str:
+    import difflib
+
+    import timm
+
+    close = difflib.get_close_matches(name, timm.list_models(), n=3, cutoff=0.7)
+    return f" Did you mean {', '.join(repr(TIMM_PREFIX + c) for c in close)}?" if close else ""
+
 
 def register_encoder(name: str, builder: Callable[..., nn.Module] | None = None):
     """Register an encoder builder under ``name`` (usable as a decorator).
 
-    The builder returns an ``nn.Module`` with ``num_features``; it receives
-    ``weights="imagenet"`` only when a user asks for ImageNet weights.
+    The builder returns an ``nn.Module`` with ``num_features``. It receives ``weights`` only
+    when a user asks for pretrained weights by name (e.g. ``"imagenet"``), and ``in_chans``
+    only when it is not 3.
     """
     return _ENCODERS.register(name, builder)
 
@@ -97,33 +148,59 @@ def list_encoders(pattern: str = "*", *, include_timm: bool = False) -> list[str
     return names
 
 
+def canonical_encoder_name(name: str) -> str:
+    """The registered spelling of ``name``; a ``KeyError`` that also suggests ``timm:<name>`` otherwise."""
+    if name.startswith(TIMM_PREFIX):
+        return name
+    if _ENCODERS.canonical(name) is None:
+        hint = ""
+        try:
+            import timm
+
+            if timm.list_models(name):
+                hint = f" {name!r} is a timm model: use 'timm:{name}'."
+        except ImportError:
+            pass
+        _ENCODERS.get(name, hint)
+    return _ENCODERS.canonical(name)
+
+
 def create_encoder(
-    encoder: str | nn.Module, *, weights: str | os.PathLike | None = None, **kwargs: Any
+    encoder: str | nn.Module, *, weights: str | os.PathLike | None = None, in_chans: int = 3, **kwargs: Any
 ) -> nn.Module:
     """Build an encoder from a name, or validate a ready module.
 
     Args:
         encoder: a registered name, ``"timm:<model>"``, or an ``nn.Module`` with ``num_features``.
-        weights: ``None`` (random), ``"imagenet"``, or a path to a ``.pth``/``.safetensors`` file.
+        weights: ``None`` (random); a name the builder knows (``"imagenet"``; ``"keras-imagenet"``
+            for ``"vgg16"``); or a path to a ``.pth``/``.safetensors`` file (or a Keras VGG-16
+            ``.h5`` for ``"vgg16"``).
+        in_chans: input channels; pretrained first-layer weights are adapted as timm does.
         **kwargs: passed to the builder (for timm: to ``timm.create_model``).
     """
     if isinstance(encoder, nn.Module):
         module = encoder
     elif encoder.startswith(TIMM_PREFIX):
-        module = _create_timm(encoder.removeprefix(TIMM_PREFIX), weights == "imagenet", kwargs)
+        module = _create_timm(encoder.removeprefix(TIMM_PREFIX), weights == "imagenet", in_chans, kwargs)
     else:
-        builder = _ENCODERS.get(encoder)
-        module = builder(weights="imagenet", **kwargs) if weights == "imagenet" else builder(**kwargs)
+        builder = _ENCODERS.get(canonical_encoder_name(encoder))
+        named_weights = {} if weights is None or _is_path(weights) else {"weights": weights}
+        module = builder(**named_weights, **({"in_chans": in_chans} if in_chans != 3 else {}), **kwargs)
     if not isinstance(getattr(module, "num_features", None), int):
         raise TypeError(f"Encoder {type(module).__name__} must expose an integer `num_features`.")
-    if weights is not None and weights != "imagenet":
-        load_into(module, read_state_dict(weights), source=str(weights))
+    if weights is not None and _is_path(weights):
+        state = resolve_encoder_weights(weights)
+        load_into(module, adapt_first_conv(state, module), source=str(weights))
     return module
 
 
-def _create_timm(name: str, pretrained: bool, kwargs: dict) -> TimmEncoder:
+def _is_path(weights: str | os.PathLike) -> bool:
+    return str(weights) not in NAMED_WEIGHTS
+
+
+def _create_timm(name: str, pretrained: bool, in_chans: int, kwargs: dict) -> TimmEncoder:
     try:
-        return TimmEncoder(name, pretrained=pretrained, **kwargs)
+        return TimmEncoder(name, pretrained=pretrained, **({"in_chans": in_chans} if in_chans != 3 else {}), **kwargs)
     except (OSError, RuntimeError) as err:
         if not pretrained:
             raise
@@ -134,9 +211,21 @@ def _create_timm(name: str, pretrained: bool, kwargs: dict) -> TimmEncoder:
 
 
 @register_encoder("vgg16")
-def vgg16(weights: str | None = None) -> VGG16Encoder:
-    """The paper's VGG-16 encoder; ``weights="imagenet"`` loads torchvision's weights."""
-    encoder = VGG16Encoder()
-    if weights == "imagenet":
-        load_into(encoder, vgg16_imagenet_state(), source="torchvision vgg16 ImageNet")
+def vgg16(weights: str | None = None, in_chans: int = 3) -> VGG16Encoder:
+    """The paper's VGG-16 encoder.
+
+    ``weights``: ``"imagenet"`` (torchvision's) or ``"keras-imagenet"`` (Keras's
+    ``vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5``, the authors' starting point).
+    """
+    encoder = VGG16Encoder(in_chans)
+    if weights is not None:
+        load_into(encoder, adapt_first_conv(resolve_encoder_weights(weights, "vgg16"), encoder), source=str(weights))
     return encoder
+
+
+@register_encoder("compact_cnn")
+def compact_cnn(weights: str | None = None, in_chans: int = 3, widths: Sequence[int] = (16, 32, 64, 128)) -> CompactCNN:
+    """A small CNN trained from scratch (no named pretrained weights exist for it)."""
+    if weights is not None:
+        raise WeightsNotFoundError(f"compact_cnn has no {weights!r} weights; pass a file path or None")
+    return CompactCNN(in_chans, widths)

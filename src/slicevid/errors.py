@@ -7,6 +7,9 @@ file and what was expected. It subclasses ``ValueError`` so generic handlers sti
 
 from __future__ import annotations
 
+import warnings
+from collections.abc import Sequence
+
 
 class DataError(ValueError):
     """A data file or label is missing, unreadable or not what slicevid expects."""
@@ -17,4 +20,11 @@ class WeightsNotFoundError(FileNotFoundError):
 
 
 class TrainingDivergedError(RuntimeError):
-    """The training loss became NaN or infinite."""
+    """The training or validation loss became NaN or infinite, or exploded."""
+
+
+def warn_skipped(what: str, reasons: Sequence[str], stacklevel: int = 3) -> None:
+    """One warning listing (up to five of) the reasons ``what`` items were skipped."""
+    if reasons:
+        more = f" (+{len(reasons) - 5} more)" if len(reasons) > 5 else ""
+        warnings.warn(f"Skipped {len(reasons)} {what}: " + "; ".join(reasons[:5]) + more, stacklevel=stacklevel)

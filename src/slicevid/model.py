@@ -2,15 +2,20 @@
 
 Input is a batch of volumes or clips ``(B, C, D, H, W)``: channels, then depth (slices or
 frames), then height and width, the layout of ``nn.Conv3d`` and of video models. The
-encoder sees all ``B * D`` slices in one batched call (optionally in chunks, optionally
+encoder sees all real slices of the batch in one call (optionally in chunks, optionally
 with activation checkpointing), the aggregator reads the ``(B, D, F)`` feature sequence in
 slice order, and the head returns logits ``(B, num_classes)``.
+
+Volumes of different depths go in as one zero-padded batch with their ``lengths``: padding
+is never encoded, and every aggregator ignores it, so in ``eval()`` mode each sample's
+logits equal those of the volume run alone.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import warnings
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any
@@ -20,13 +25,22 @@ from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
 from ._io import atomic_write, atomic_write_text
-from .aggregators import create_aggregator
-from .encoders import create_encoder
-from .weights import load_into
+from .aggregators import canonical_aggregator_name, create_aggregator, takes_lengths
+from .encoders import canonical_encoder_name, create_encoder
+from .model_config import ModelConfig
+from .weights import load_into, read_state_dict
 
-ADAPTERS = ("conv", "repeat", "none")
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
+# Messages of the errors a backbone raises when slices are too small or the wrong size for it.
+_SIZE_ERRORS = (
+    "Kernel size can't be greater",
+    "doesn't match model",
+    "Input height",
+    "Input width",
+    "output size is too small",
+    "Expected size",
+)
 
 
 class RepeatChannels(nn.Module):
@@ -40,36 +54,59 @@ class RepeatChannels(nn.Module):
         return x.expand(-1, self.channels, *x.shape[2:])
 
 
-def _make_adapter(kind: str, in_channels: int) -> nn.Module:
+def _make_adapter(kind: str, channels: int) -> nn.Module:
     if kind == "conv":  # the paper's learnable 1x1x1 convolution with bias
-        return nn.Conv3d(in_channels, 3, kernel_size=1, bias=True)
+        return nn.Conv3d(channels, 3, kernel_size=1, bias=True)
     if kind == "repeat":
-        if in_channels != 1:
-            raise ValueError(f"adapter='repeat' needs in_channels=1, got {in_channels}")
+        if channels != 1:
+            raise ValueError(f"adapter='repeat' needs one input channel per slice, got {channels}")
         return RepeatChannels(3)
-    if kind == "none":
-        return nn.Identity()
-    raise ValueError(f"adapter must be one of {ADAPTERS}, got {kind!r}")
+    return nn.Identity()
+
+
+def stack_slice_context(x: Tensor, context: int, lengths: Tensor | None = None) -> Tensor:
+    """``(B, C, D, H, W)`` -> ``(B, C * (2k + 1), D, H, W)``: each slice with ``k`` neighbours per side.
+
+    Neighbours beyond a volume's first or last real slice repeat that edge slice, so padding
+    never leaks in. Channels are ordered by input channel, then by offset ``-k .. k``.
+    """
+    if context == 0:
+        return x
+    batch, channels, depth = x.shape[:3]
+    offsets = torch.arange(-context, context + 1, device=x.device)
+    last = (lengths.to(x.device) - 1) if lengths is not None else torch.full((batch,), depth - 1, device=x.device)
+    index = torch.arange(depth, device=x.device)[None, :, None] + offsets[None, None, :]  # (1, D, 2k+1)
+    index = torch.minimum(index.clamp(min=0), last[:, None, None]).reshape(batch, -1)  # (B, D * (2k+1))
+    gathered = x[torch.arange(batch, device=x.device)[:, None], :, index]  # (B, D*(2k+1), C, H, W)
+    gathered = gathered.reshape(batch, depth, 2 * context + 1, channels, *x.shape[3:])
+    return gathered.permute(0, 3, 2, 1, 4, 5).reshape(batch, channels * (2 * context + 1), depth, *x.shape[3:])
 
 
 class SliceSequenceClassifier(nn.Module):
     """Classify a 3D volume (or a video clip) as a sequence of 2D slices.
 
     Args:
-        encoder: encoder name (``"vgg16"``, ``"timm:resnet18"``, a registered name) or module.
-        aggregator: aggregator name (``"lstm"``, ``"gru"``, ``"mean"``) or module.
+        encoder: encoder name (``"vgg16"``, ``"compact_cnn"``, ``"timm:resnet18"``, a registered
+            name) or module.
+        aggregator: aggregator name (``"lstm"``, ``"gru"``, ``"mean"``, ``"attention"``,
+            ``"transformer"``) or module.
         num_classes: number of output logits.
         in_channels: channels ``C`` of the input volume (1 for CT, grayscale video).
-        adapter: how ``C`` channels become the encoder's 3: ``"conv"`` (learnable 1x1x1
-            convolution with bias, the paper's), ``"repeat"`` (tile one channel) or ``"none"``.
+        adapter: how slices become the encoder's input: ``"conv"`` (learnable 1x1x1 convolution
+            to 3 channels, the paper's), ``"repeat"`` (tile one channel) or ``"none"`` (the encoder
+            takes ``in_channels * (2 * slice_context + 1)`` channels; pretrained first-layer
+            weights are adapted as timm does).
         head_hidden: width of the hidden dense layer of the head (1024 in the paper).
-        encoder_weights: ``None``, ``"imagenet"`` or a path to a weights file.
+        encoder_weights: ``None``, ``"imagenet"``, ``"keras-imagenet"`` (VGG-16) or a weights file.
         encoder_kwargs: extra keyword arguments for the encoder builder.
-        aggregator_kwargs: extra keyword arguments for the aggregator (``hidden_size``,
-            ``num_layers``, ``bidirectional``, ``dropout``, ``readout``).
-        slice_chunk: encode at most this many slices per call, to bound peak memory.
-        checkpoint_slices: recompute encoder activations in the backward pass (per chunk)
-            instead of storing them: much less memory for about one more forward pass.
+        aggregator_kwargs: extra keyword arguments for the aggregator (e.g. ``hidden_size``,
+            ``num_layers``, ``bidirectional``, ``dropout``, ``readout`` for the RNNs).
+        feature_norm: ``"layernorm"`` normalises each slice's features before the aggregator,
+            which helps recurrent aggregators on encoders trained from scratch.
+        slice_context: give each slice ``k`` neighbours on each side as extra channels (2.5D).
+        class_names: names of the classes, in label order.
+        slice_chunk: encode at most this many slices per call (see :meth:`set_slice_execution`).
+        checkpoint_slices: recompute encoder activations in the backward pass (same).
 
     Note:
         With an encoder that has BatchNorm, training-mode statistics are computed per
@@ -88,43 +125,59 @@ class SliceSequenceClassifier(nn.Module):
         encoder_weights: str | os.PathLike | None = None,
         encoder_kwargs: dict[str, Any] | None = None,
         aggregator_kwargs: dict[str, Any] | None = None,
+        feature_norm: str = "none",
+        slice_context: int = 0,
+        class_names: tuple[str, ...] | None = None,
         slice_chunk: int | None = None,
         checkpoint_slices: bool = False,
     ) -> None:
         super().__init__()
-        if num_classes < 1:
-            raise ValueError(f"num_classes must be >= 1, got {num_classes}")
-        if slice_chunk is not None and slice_chunk < 1:
-            raise ValueError(f"slice_chunk must be a positive integer or None, got {slice_chunk}")
-        self.in_channels = in_channels
-        self.slice_chunk = slice_chunk
-        self.checkpoint_slices = checkpoint_slices
-        self.channels_last = False
-        self.adapter = _make_adapter(adapter, in_channels)
-        self.encoder = create_encoder(encoder, weights=encoder_weights, **(encoder_kwargs or {}))
-        self.aggregator = create_aggregator(aggregator, self.encoder.num_features, **(aggregator_kwargs or {}))
+        config = ModelConfig(
+            encoder=canonical_encoder_name(encoder) if isinstance(encoder, str) else None,
+            aggregator=canonical_aggregator_name(aggregator) if isinstance(aggregator, str) else None,
+            num_classes=num_classes,
+            in_channels=in_channels,
+            adapter=adapter,
+            head_hidden=head_hidden,
+            encoder_kwargs=dict(encoder_kwargs or {}),
+            aggregator_kwargs=dict(aggregator_kwargs or {}),
+            feature_norm=feature_norm,
+            slice_context=slice_context,
+            class_names=tuple(class_names or ()),
+        )
+        self.config = config
+        self.adapter = _make_adapter(config.adapter, config.slice_channels)
+        encoder_channels = config.slice_channels if config.adapter == "none" else 3
+        self.encoder = create_encoder(
+            config.encoder or encoder, weights=encoder_weights, in_chans=encoder_channels, **config.encoder_kwargs
+        )
+        self.feature_norm = (
+            nn.LayerNorm(self.encoder.num_features) if config.feature_norm == "layernorm" else nn.Identity()
+        )
+        self.aggregator = create_aggregator(
+            config.aggregator or aggregator, self.encoder.num_features, **config.aggregator_kwargs
+        )
         self.head = nn.Sequential(
             OrderedDict(
-                hidden=nn.Linear(self.aggregator.out_features, head_hidden),
+                hidden=nn.Linear(self.aggregator.out_features, config.head_hidden),
                 act=nn.ReLU(inplace=True),
-                classifier=nn.Linear(head_hidden, num_classes),
+                classifier=nn.Linear(config.head_hidden, config.num_classes),
             )
         )
         self._encoder_frozen = False
         self._adapter_frozen = False
-        # Enough to rebuild the architecture; weights travel separately in safetensors.
-        self.config: dict[str, Any] = {
-            "encoder": encoder if isinstance(encoder, str) else None,
-            "aggregator": aggregator if isinstance(aggregator, str) else None,
-            "num_classes": num_classes,
-            "in_channels": in_channels,
-            "adapter": adapter,
-            "head_hidden": head_hidden,
-            "encoder_kwargs": dict(encoder_kwargs or {}),
-            "aggregator_kwargs": dict(aggregator_kwargs or {}),
-            "slice_chunk": slice_chunk,
-            "checkpoint_slices": checkpoint_slices,
-        }
+        self._range_checks_left = 3  # the first batches only: checking needs a device sync
+        self.slice_chunk: int | None = None
+        self.checkpoint_slices = False
+        self.channels_last = False
+        self.set_slice_execution(chunk=slice_chunk, checkpoint=checkpoint_slices)
+
+    @classmethod
+    def from_config(cls, config: ModelConfig, **kwargs: Any) -> SliceSequenceClassifier:
+        """Build the architecture ``config`` describes (random weights) and attach ``config``."""
+        model = cls(**config.architecture(), class_names=config.class_names, **kwargs)
+        model.config = config
+        return model
 
     @property
     def num_classes(self) -> int:
@@ -135,34 +188,98 @@ class SliceSequenceClassifier(nn.Module):
         """Width of each slice feature (the encoder's ``num_features``)."""
         return self.encoder.num_features
 
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        return self.config.class_names
+
+    # ------------------------------------------------------------------ runtime switches
+    def set_slice_execution(
+        self, *, chunk: int | None = None, checkpoint: bool = False, channels_last: bool = False
+    ) -> SliceSequenceClassifier:
+        """How slices run through the encoder; none of it changes results (up to float rounding).
+
+        Args:
+            chunk: encode at most this many slices per call, to bound peak memory.
+            checkpoint: recompute encoder activations in the backward pass (per chunk) instead
+                of storing them: much less memory for about one more forward pass.
+            channels_last: run the encoder in channels-last memory format (faster on GPUs).
+        """
+        if chunk is not None and (isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1):
+            raise ValueError(f"slice_chunk must be a positive integer or None, got {chunk!r}")
+        self.slice_chunk, self.checkpoint_slices = chunk, bool(checkpoint)
+        if channels_last != self.channels_last:
+            self.encoder.to(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+            self.channels_last = bool(channels_last)
+        return self
+
     # ------------------------------------------------------------------ forward
-    def check_input(self, x: Tensor) -> None:
-        """Raise ``ValueError`` unless ``x`` is a float ``(B, C, D, H, W)`` batch."""
-        expected = f"a float tensor of shape (B, C={self.in_channels}, D, H, W)"
+    def check_input(self, x: Tensor, lengths: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
+        """Validate a ``(B, C, D, H, W)`` batch (and ``lengths``); floats of other widths are cast.
+
+        Raises:
+            ValueError: wrong type, shape, channel count, dtype, an empty batch or depth, or
+                lengths that do not fit the batch.
+        """
+        expected = f"a float tensor of shape (B, C={self.config.in_channels}, D, H, W)"
         if not isinstance(x, Tensor):
             raise ValueError(f"Expected {expected}, got {type(x).__name__}")
         if x.ndim != 5:
             hint = " (add a batch dimension with x[None])" if x.ndim == 4 else ""
             raise ValueError(f"Expected {expected}, got shape {tuple(x.shape)}{hint}")
-        if x.shape[1] != self.in_channels:
-            raise ValueError(
-                f"Expected {expected}, got {x.shape[1]} channels in shape {tuple(x.shape)}"
-            )
+        if x.shape[1] != self.config.in_channels:
+            raise ValueError(f"Expected {expected}, got {x.shape[1]} channels in shape {tuple(x.shape)}")
         if not x.is_floating_point():
             raise ValueError(f"Expected {expected}, got dtype {x.dtype}; scale intensities to [0, 1] floats")
+        if 0 in x.shape:
+            raise ValueError(f"Expected {expected} with at least one sample and one slice, got shape {tuple(x.shape)}")
+        weight = next(self.parameters())
+        if x.dtype != weight.dtype:
+            x = x.to(weight.dtype)
+        if lengths is not None:
+            lengths = torch.as_tensor(lengths, device=x.device)
+            if lengths.shape != (x.shape[0],) or lengths.is_floating_point():
+                raise ValueError(f"lengths must be {x.shape[0]} integers, one per sample; got {tuple(lengths.shape)}")
+            if int(lengths.min()) < 1 or int(lengths.max()) > x.shape[2]:
+                raise ValueError(f"lengths must lie in 1..{x.shape[2]} (the padded depth), got {lengths.tolist()}")
+        self._warn_if_unscaled(x if lengths is None else x[:, :, : int(lengths.min())])
+        return x, lengths
 
-    def forward_features(self, x: Tensor) -> Tensor:
-        """Per-slice features ``(B, D, F)`` for a batch ``(B, C, D, H, W)``."""
-        self.check_input(x)
-        x = self.adapter(x)
+    def _warn_if_unscaled(self, x: Tensor) -> None:
+        """Warn when the first inputs are clearly not in the model's range (e.g. raw Hounsfield units)."""
+        if self._range_checks_left <= 0 or x.device.type == "meta":
+            return
+        self._range_checks_left -= 1
+        low, high = self.config.input_range
+        span = high - low
+        smallest, largest = (float(v) for v in torch.aminmax(x.detach()))
+        if smallest < low - 10 * span or largest > high + 10 * span:
+            self._range_checks_left = 0
+            warnings.warn(
+                f"Input values span [{smallest:g}, {largest:g}], far outside the model's input range "
+                f"[{low:g}, {high:g}]: raw Hounsfield units? Window them first (slicevid.data.hu_window).",
+                stacklevel=2,
+            )
+
+    def forward_features(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
+        """Per-slice features ``(B, D, F)`` for a batch ``(B, C, D, H, W)``; zero at padded slices."""
+        return self._features(*self.check_input(x, lengths))
+
+    def _features(self, x: Tensor, lengths: Tensor | None) -> Tensor:
+        x = self.adapter(stack_slice_context(x, self.config.slice_context, lengths))
         batch, channels, depth, height, width = x.shape
         slices = x.transpose(1, 2).reshape(batch * depth, channels, height, width)
-        if self.channels_last:
-            slices = slices.contiguous(memory_format=torch.channels_last)
-        return self.encode_slices(slices).reshape(batch, depth, -1)
+        if lengths is None:
+            return self.encode_slices(slices).reshape(batch, depth, -1)
+        valid = (torch.arange(depth, device=x.device)[None, :] < lengths[:, None]).reshape(-1)
+        encoded = self.encode_slices(slices[valid])
+        features = encoded.new_zeros(batch * depth, encoded.shape[1])
+        features[valid] = encoded
+        return features.reshape(batch, depth, -1)
 
     def encode_slices(self, slices: Tensor) -> Tensor:
-        """Encode ``(N, 3, H, W)`` slices to ``(N, F)``, chunked and checkpointed as configured."""
+        """Encode ``(N, C, H, W)`` slices to ``(N, F)``, chunked and checkpointed as configured."""
+        if self.channels_last:
+            slices = slices.contiguous(memory_format=torch.channels_last)
         chunks = slices.split(self.slice_chunk) if self.slice_chunk else (slices,)
         features = [self._encode_chunk(chunk) for chunk in chunks]
         return features[0] if len(features) == 1 else torch.cat(features)
@@ -171,28 +288,88 @@ class SliceSequenceClassifier(nn.Module):
         needs_grad = torch.is_grad_enabled() and (
             chunk.requires_grad or any(p.requires_grad for p in self.encoder.parameters())
         )
-        if self.checkpoint_slices and needs_grad:
-            return checkpoint(self.encoder, chunk, use_reentrant=False)
-        return self.encoder(chunk)
+        try:
+            if self.checkpoint_slices and needs_grad:
+                return checkpoint(self.encoder, chunk, use_reentrant=False)
+            return self.encoder(chunk)
+        except (RuntimeError, AssertionError) as err:
+            if not any(text in str(err) for text in _SIZE_ERRORS):
+                raise
+            name = self.config.encoder or type(self.encoder).__name__
+            hint = (
+                self.encoder.input_size_hint()
+                if hasattr(self.encoder, "input_size_hint")
+                else "use larger slices or another encoder"
+            )
+            raise ValueError(
+                f"Encoder {name!r} cannot take {chunk.shape[-2]}x{chunk.shape[-1]} slices: {hint}. ({err})"
+            ) from None
 
-    def forward_head(self, features: Tensor) -> Tensor:
+    def forward_head(self, features: Tensor, lengths: Tensor | None = None) -> Tensor:
         """Logits ``(B, num_classes)`` from slice features ``(B, D, F)``."""
         if features.ndim != 3 or features.shape[-1] != self.num_features:
             raise ValueError(
                 f"Expected slice features of shape (B, D, {self.num_features}), got {tuple(features.shape)}"
             )
-        return self.head(self.aggregator(features))
+        return self.head(self._aggregate(self.feature_norm(features), lengths))
 
-    def forward(self, x: Tensor) -> Tensor:
-        return self.forward_head(self.forward_features(x))
+    def _aggregate(self, features: Tensor, lengths: Tensor | None) -> Tensor:
+        if lengths is None:
+            return self.aggregator(features)
+        if not takes_lengths(self.aggregator):
+            raise ValueError(
+                f"Aggregator {type(self.aggregator).__name__} does not take lengths, so it cannot "
+                "read padded batches; give its forward a `lengths` argument"
+            )
+        return self.aggregator(features, lengths)
+
+    def forward(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
+        """Logits ``(B, num_classes)``; ``lengths`` ``(B,)`` gives each padded volume's real depth."""
+        x, lengths = self.check_input(x, lengths)
+        return self.forward_head(self._features(x, lengths), lengths)
 
     @torch.no_grad()
-    def predict_proba(self, x: Tensor) -> Tensor:
+    def predict_proba(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
         """Class probabilities ``(B, num_classes)`` (softmax of the logits, no gradients).
 
         Call ``model.eval()`` first for inference, as with any module.
         """
-        return self(x).float().softmax(dim=-1)
+        return self(x, lengths).float().softmax(dim=-1)
+
+    def explain(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
+        """Importance of each slice for the predicted class ``(B, D)``, summing to 1 per sample.
+
+        Aggregators with attention (``"attention"``, ``"transformer"``) report their attention
+        weights; for the others it is |gradient x input| of the slice features for the
+        predicted class's logit. Padded slices (beyond ``lengths``) get 0. Runs in eval mode.
+        """
+        was_training = self.training
+        self.eval()
+        try:
+            with torch.no_grad():
+                x, lengths = self.check_input(x, lengths)
+                features = self._features(x, lengths)
+            if hasattr(self.aggregator, "slice_weights"):
+                with torch.no_grad():
+                    importance = self.aggregator.slice_weights(self.feature_norm(features), lengths).float()
+            else:
+                importance = self._gradient_times_input(features, lengths)
+        finally:
+            self.train(was_training)
+        if lengths is not None:
+            importance = importance * (
+                torch.arange(importance.shape[1], device=importance.device)[None, :]
+                < lengths.to(importance.device)[:, None]
+            )
+        return importance / importance.sum(dim=1, keepdim=True).clamp_min(1e-12)
+
+    def _gradient_times_input(self, features: Tensor, lengths: Tensor | None) -> Tensor:
+        features = features.detach().requires_grad_(True)
+        with torch.enable_grad():
+            logits = self.forward_head(features, lengths)
+            score = logits.gather(1, logits.argmax(dim=1, keepdim=True)).sum()
+            (gradient,) = torch.autograd.grad(score, features)
+        return (gradient * features).sum(dim=-1).abs().detach().float()
 
     # ------------------------------------------------------------------ freezing
     def freeze_encoder(self, *, include_adapter: bool = False) -> SliceSequenceClassifier:
@@ -221,10 +398,8 @@ class SliceSequenceClassifier(nn.Module):
 
     @property
     def features_frozen(self) -> bool:
-        """True when everything before the aggregator is frozen, so slice features are fixed."""
-        return self._encoder_frozen and (
-            self._adapter_frozen or not any(True for _ in self.adapter.parameters())
-        )
+        """True when everything before the feature norm is frozen, so slice features are fixed."""
+        return self._encoder_frozen and (self._adapter_frozen or not any(True for _ in self.adapter.parameters()))
 
     def train(self, mode: bool = True) -> SliceSequenceClassifier:
         super().train(mode)
@@ -233,22 +408,23 @@ class SliceSequenceClassifier(nn.Module):
         return self
 
     # ------------------------------------------------------------------ head
-    def reset_head(self, num_classes: int) -> SliceSequenceClassifier:
+    def reset_head(self, num_classes: int, class_names: tuple[str, ...] | None = None) -> SliceSequenceClassifier:
         """Replace the output layer with a fresh ``num_classes``-way one, keeping all other weights.
 
-        This is the paper's swap from the 10-way video head to the 5-way TB head.
+        This is the paper's swap from the 10-way video head to the 5-way TB head. The model's
+        config gets the new class count and names (``"0"``, ``"1"``, ... when not given).
         """
+        self.config = self.config.with_head(num_classes, class_names)
         old = self.head.classifier
         self.head.classifier = nn.Linear(old.in_features, num_classes).to(old.weight.device, old.weight.dtype)
-        self.config["num_classes"] = num_classes
         return self
 
     # ------------------------------------------------------------------ persistence
     def save_pretrained(self, directory: str | os.PathLike) -> Path:
-        """Write ``config.json`` and ``model.safetensors`` to ``directory`` (atomically)."""
+        """Write ``config.json`` (the :class:`ModelConfig`) and ``model.safetensors`` atomically."""
         from safetensors.torch import save_file
 
-        missing = [k for k in ("encoder", "aggregator") if self.config[k] is None]
+        missing = [k for k in ("encoder", "aggregator") if getattr(self.config, k) is None]
         if missing:
             raise ValueError(
                 f"Cannot save a model built from module instances ({', '.join(missing)}): "
@@ -257,23 +433,39 @@ class SliceSequenceClassifier(nn.Module):
         directory = Path(directory)
         state = {k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()}
         atomic_write(directory / WEIGHTS_NAME, lambda tmp: save_file(state, str(tmp), metadata={"format": "pt"}))
-        atomic_write_text(directory / CONFIG_NAME, json.dumps(self.config, indent=2) + "\n")
+        atomic_write_text(directory / CONFIG_NAME, self.config.to_json())
         return directory
 
     @classmethod
     def from_pretrained(cls, directory: str | os.PathLike, **overrides: Any) -> SliceSequenceClassifier:
-        """Rebuild a model saved by :meth:`save_pretrained`; ``overrides`` replace config entries."""
-        from safetensors.torch import load_file
+        """Rebuild a model saved by :meth:`save_pretrained`; ``overrides`` replace config fields.
 
-        directory = Path(directory)
-        config_path, weights_path = directory / CONFIG_NAME, directory / WEIGHTS_NAME
-        for path in (config_path, weights_path):
-            if not path.is_file():
-                raise FileNotFoundError(f"{path} not found: expected a folder written by save_pretrained()")
-        config = json.loads(config_path.read_text(encoding="utf-8"))
-        model = cls(**{**config, **overrides})
-        load_into(model, load_file(str(weights_path)), source=str(weights_path))
+        Raises:
+            FileNotFoundError: the folder or one of its two files is missing.
+            ValueError: ``config.json`` is not valid or ``model.safetensors`` is unreadable or
+                does not fit the config (the message names the file).
+        """
+        config = read_model_config(directory)
+        if overrides:
+            config = config.replace(**overrides)
+        model = cls.from_config(config)
+        weights = Path(directory) / WEIGHTS_NAME
+        load_into(model, read_state_dict(weights), source=str(weights))
         return model
+
+
+def read_model_config(directory: str | os.PathLike) -> ModelConfig:
+    """The :class:`ModelConfig` of a folder written by ``save_pretrained`` (checked, not loaded)."""
+    directory = Path(directory)
+    config_path, weights_path = directory / CONFIG_NAME, directory / WEIGHTS_NAME
+    for path in (config_path, weights_path):
+        if not path.is_file():
+            raise FileNotFoundError(f"{path} not found: expected a folder written by save_pretrained()")
+    try:
+        values = json.loads(config_path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(f"{config_path}: not valid JSON ({err})") from err
+    return ModelConfig.from_dict(values, source=str(config_path))
 
 
 def create_model(

@@ -32,7 +32,8 @@ VGG16_BLOCKS = [(1, 1), (1, 2), (2, 1), (2, 2), (3, 1), (3, 2), (3, 3), (4, 1), 
 _VGG_CONV = re.compile(r"block(\d)_conv(\d)")
 
 
-def _read_datasets(path: Path) -> dict[str, np.ndarray]:
+def read_h5_datasets(path: Path) -> dict[str, np.ndarray]:
+    """Every dataset of a Keras HDF5 file by its path (under ``model_weights/`` for whole-model files)."""
     import h5py
 
     if not path.is_file():
@@ -44,9 +45,41 @@ def _read_datasets(path: Path) -> dict[str, np.ndarray]:
     datasets: dict[str, np.ndarray] = {}
     with handle:
         root = handle.get("model_weights", handle)
-        root.visititems(lambda name, item: datasets.__setitem__(name, np.asarray(item))
-                        if isinstance(item, h5py.Dataset) else None)
+        root.visititems(
+            lambda name, item: datasets.__setitem__(name, np.asarray(item)) if isinstance(item, h5py.Dataset) else None
+        )
     return datasets
+
+
+def vgg16_conv_weights(datasets: dict[str, np.ndarray], path: Path) -> dict[str, np.ndarray]:
+    """The 13 VGG-16 convolutions as ``features.N.weight`` / ``.bias`` (our layout) from Keras datasets.
+
+    Each ``block{b}_conv{n}`` layer is found by its group name, wherever it sits, and its kernel
+    and bias by shape (4D and 1D), so both Keras naming styles work: ``.../kernel:0`` and
+    ``.../bias:0``, or the older ``<layer>_W_1:0`` and ``<layer>_b_1:0``. Kernels are Keras's
+    ``(kh, kw, in, out)``.
+    """
+    found: dict[tuple[int, int, int], list[tuple[str, np.ndarray]]] = {}
+    for name, value in datasets.items():
+        match = _VGG_CONV.search(name)
+        if match and value.ndim in (1, 4):
+            found.setdefault((int(match.group(1)), int(match.group(2)), value.ndim), []).append((name, value))
+    state: dict[str, np.ndarray] = {}
+    channels = 3
+    for index, (block, number) in zip(VGG16_CONV_INDICES, VGG16_BLOCKS, strict=True):
+        out = 64 * 2 ** min(block - 1, 3)
+        for ndim, part, shape in ((4, "kernel", (3, 3, channels, out)), (1, "bias", (out,))):
+            matches = found.get((block, number, ndim), [])
+            if len(matches) != 1:
+                what = "missing" if not matches else f"ambiguous ({[n for n, _ in matches]})"
+                raise ValueError(f"{path}: weight block{block}_conv{number}/{part} {what}")
+            name, value = matches[0]
+            value = _expect(path, name, value, shape)
+            state[f"features.{index}.{'weight' if ndim == 4 else 'bias'}"] = (
+                value.transpose(3, 2, 0, 1) if ndim == 4 else value
+            )
+        channels = out
+    return {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in state.items()}
 
 
 def _pick(datasets: dict[str, np.ndarray], path: Path, what: str, predicate) -> tuple[str, np.ndarray]:
@@ -74,31 +107,17 @@ def _expect(path: Path, name: str, value: np.ndarray, shape: tuple) -> np.ndarra
 def _convert(datasets: dict[str, np.ndarray], path: Path) -> tuple[dict, dict[str, np.ndarray]]:
     """Our config and state dict (numpy) from the Keras datasets."""
     state: dict[str, np.ndarray] = {}
-    name, kernel = _pick(datasets, path, "Conv3D adapter kernel (1, 1, 1, in, 3)",
-                         lambda n, v: _weight(n) == "kernel" and v.ndim == 5)
+    name, kernel = _pick(
+        datasets, path, "Conv3D adapter kernel (1, 1, 1, in, 3)", lambda n, v: _weight(n) == "kernel" and v.ndim == 5
+    )
     in_channels = kernel.shape[3]
     _expect(path, name, kernel, (1, 1, 1, in_channels, 3))
     state["adapter.weight"] = kernel.transpose(4, 3, 0, 1, 2)
-    state["adapter.bias"] = _expect(path, _layer_of(name) + "/bias:0",
-                                    datasets.get(_layer_of(name) + "/bias:0", np.empty(0)), (3,))
+    state["adapter.bias"] = _expect(
+        path, _layer_of(name) + "/bias:0", datasets.get(_layer_of(name) + "/bias:0", np.empty(0)), (3,)
+    )
 
-    convs = {}
-    for n, v in datasets.items():
-        match = _VGG_CONV.search(n)
-        if match:
-            convs[(int(match.group(1)), int(match.group(2)), _weight(n))] = (n, v)
-    channels = 3
-    for index, (block, number) in zip(VGG16_CONV_INDICES, VGG16_BLOCKS, strict=True):
-        for part in ("kernel", "bias"):
-            if (block, number, part) not in convs:
-                raise ValueError(f"{path}: missing weight block{block}_conv{number}/{part}")
-        k_name, k = convs[(block, number, "kernel")]
-        out = 64 * 2 ** min(block - 1, 3)
-        _expect(path, k_name, k, (3, 3, channels, out))
-        b_name, b = convs[(block, number, "bias")]
-        state[f"encoder.features.{index}.weight"] = k.transpose(3, 2, 0, 1)
-        state[f"encoder.features.{index}.bias"] = _expect(path, b_name, b, (out,))
-        channels = out
+    state.update({f"encoder.{k}": v for k, v in vgg16_conv_weights(datasets, path).items()})
 
     name, recurrent = _pick(datasets, path, "LSTM recurrent_kernel", lambda n, v: _weight(n) == "recurrent_kernel")
     hidden = recurrent.shape[0]
@@ -113,18 +132,25 @@ def _convert(datasets: dict[str, np.ndarray], path: Path) -> tuple[dict, dict[st
     state["aggregator.rnn.bias_ih_l0"] = datasets[f"{cell}/bias:0"]
     state["aggregator.rnn.bias_hh_l0"] = np.zeros(4 * hidden, dtype=recurrent.dtype)
 
-    dense = {_layer_of(n): v for n, v in datasets.items()
-             if _weight(n) == "kernel" and v.ndim == 2 and not _layer_of(n).startswith(cell)}
+    dense = {
+        _layer_of(n): v
+        for n, v in datasets.items()
+        if _weight(n) == "kernel" and v.ndim == 2 and not _layer_of(n).startswith(cell)
+    }
     hidden_layers = [n for n, v in dense.items() if v.shape[0] == hidden]
     if len(hidden_layers) != 1:
-        raise ValueError(f"{path}: expected one Dense kernel of shape ({hidden}, N) after the LSTM, "
-                         f"found {[(n, dense[n].shape) for n in hidden_layers]}")
+        raise ValueError(
+            f"{path}: expected one Dense kernel of shape ({hidden}, N) after the LSTM, "
+            f"found {[(n, dense[n].shape) for n in hidden_layers]}"
+        )
     hidden_name = hidden_layers[0]
     head_hidden = dense[hidden_name].shape[1]
     outputs = [n for n, v in dense.items() if v.shape[0] == head_hidden and n != hidden_name]
     if len(outputs) != 1:
-        raise ValueError(f"{path}: expected one output Dense kernel of shape ({head_hidden}, classes), "
-                         f"found {[(n, dense[n].shape) for n in outputs]}")
+        raise ValueError(
+            f"{path}: expected one output Dense kernel of shape ({head_hidden}, classes), "
+            f"found {[(n, dense[n].shape) for n in outputs]}"
+        )
     output_name = outputs[0]
     for layer, prefix in ((hidden_name, "head.hidden"), (output_name, "head.classifier")):
         bias_name = f"{layer}/bias:0"
@@ -132,8 +158,12 @@ def _convert(datasets: dict[str, np.ndarray], path: Path) -> tuple[dict, dict[st
             raise ValueError(f"{path}: missing weight {bias_name}")
         state[f"{prefix}.weight"] = dense[layer].T
         state[f"{prefix}.bias"] = _expect(path, bias_name, datasets[bias_name], (dense[layer].shape[1],))
-    config = {"num_classes": dense[output_name].shape[1], "in_channels": in_channels, "head_hidden": head_hidden,
-              "hidden_size": hidden}
+    config = {
+        "num_classes": dense[output_name].shape[1],
+        "in_channels": in_channels,
+        "head_hidden": head_hidden,
+        "hidden_size": hidden,
+    }
     return config, state
 
 
@@ -145,10 +175,15 @@ def load_keras_h5(path: str | os.PathLike) -> SliceSequenceClassifier:
         ValueError: the file is not HDF5, or a weight is missing or mis-shaped (named in the message).
     """
     path = Path(path)
-    config, state = _convert(_read_datasets(path), path)
-    model = create_model("vgg16", "lstm", config["num_classes"], in_channels=config["in_channels"],
-                         head_hidden=config["head_hidden"],
-                         aggregator_kwargs={"hidden_size": config["hidden_size"], "readout": "last"})
+    config, state = _convert(read_h5_datasets(path), path)
+    model = create_model(
+        "vgg16",
+        "lstm",
+        config["num_classes"],
+        in_channels=config["in_channels"],
+        head_hidden=config["head_hidden"],
+        aggregator_kwargs={"hidden_size": config["hidden_size"], "readout": "last"},
+    )
     tensors = {k: torch.from_numpy(np.ascontiguousarray(v, dtype=np.float32)) for k, v in state.items()}
     model.load_state_dict(tensors, strict=True)
     return model
