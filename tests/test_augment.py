@@ -42,3 +42,28 @@ def test_single_volume_and_bad_shape():
         aug(torch.rand(8, 8))
     with pytest.raises(ValueError, match="p must"):
         RandomAxialRotation(p=2.0)
+
+
+def test_study_augmentation_moves_every_slice_together():
+    from slicevid.augment import StudyAugmentation
+
+    torch.manual_seed(0)
+    slice_ = torch.rand(1, 1, 1, 24, 24)
+    volume = slice_.expand(2, 1, 5, 24, 24).clone()
+    out = StudyAugmentation(noise=0.0)(volume, lengths=torch.tensor([5, 3]))
+    assert out.shape == volume.shape and out.min() >= 0 and out.max() <= 1
+    assert not torch.allclose(out[0], volume[0])  # something happened
+    for sample, depth in ((0, 5), (1, 3)):
+        for k in range(1, depth):
+            assert torch.allclose(out[sample, :, k], out[sample, :, 0], atol=1e-5)  # one transform per study
+    assert torch.equal(out[1, :, 3:], volume[1, :, 3:])  # padding untouched
+
+
+def test_study_augmentation_is_reproducible_from_the_torch_seed():
+    from slicevid.augment import StudyAugmentation
+
+    volume = torch.rand(1, 1, 4, 16, 16)
+    torch.manual_seed(3)
+    a = StudyAugmentation()(volume)
+    torch.manual_seed(3)
+    assert torch.equal(a, StudyAugmentation()(volume))

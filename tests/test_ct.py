@@ -101,3 +101,72 @@ def test_unknown_extension(tmp_path):
     path.write_bytes(b"x")
     with pytest.raises(DataError, match="scan.png"):
         load_ct(path)
+
+
+def test_nan_replacement_warns_with_file_and_count(tmp_path, volume):
+    bad = volume.astype(np.float32)
+    bad[2, 3, 4] = np.nan
+    path = write_nifti(tmp_path / "nan.nii.gz", bad, dtype=np.float32)
+    with pytest.warns(UserWarning, match=r"nan.nii.gz: replaced 1 NaN or infinite voxels by -1000 HU"):
+        loaded, _ = load_ct(path, nan_policy="replace")
+    assert loaded[2, 3, 4] == -1000
+    with pytest.warns(UserWarning, match="replaced 1"):
+        out = CTPreprocessing(size=(4, 5, 6), nan_policy="replace")(path)
+    assert np.isfinite(out).all()
+
+
+def test_4d_nifti_with_time_is_refused(tmp_path):
+    import nibabel as nib
+
+    path = tmp_path / "dynamic.nii.gz"
+    nib.save(nib.Nifti1Image(np.zeros((8, 8, 1, 5), np.int16), np.eye(4)), str(path))
+    with pytest.raises(DataError, match=r"dynamic.nii.gz: expected one 3D volume.*5 values along its 4th axis"):
+        load_ct(path)
+    single = tmp_path / "channel.nii.gz"
+    nib.save(nib.Nifti1Image(np.zeros((8, 8, 6, 1), np.int16), np.eye(4)), str(single))
+    assert load_ct(single)[0].shape == (6, 8, 8)
+
+
+def test_multiframe_dicom_reads_frames_as_depth(tmp_path):
+    import shutil
+
+    from pydicom.data import get_testdata_file
+
+    folder = tmp_path / "dose"
+    folder.mkdir()
+    shutil.copy(get_testdata_file("rtdose.dcm"), folder / "rtdose.dcm")
+    for path in (folder, folder / "rtdose.dcm"):
+        volume, spacing = load_ct(path)
+        assert volume.shape == (15, 10, 10) and np.allclose(spacing, (5.0, 10.0, 10.0))
+
+
+def test_multiframe_dicom_with_uneven_frames_is_refused(tmp_path):
+    import pydicom
+    from pydicom.data import get_testdata_file
+
+    dataset = pydicom.dcmread(get_testdata_file("rtdose.dcm"))
+    offsets = [float(v) for v in dataset.GridFrameOffsetVector]
+    offsets[7] += 2.0
+    dataset.GridFrameOffsetVector = offsets
+    dataset.save_as(tmp_path / "uneven.dcm")
+    with pytest.raises(DataError, match="not evenly spaced"):
+        load_ct(tmp_path / "uneven.dcm")
+
+
+def test_native_and_spacing_resampling(tmp_path, volume):
+    path = write_nifti(tmp_path / "scan.nii.gz", volume, spacing=(2.0, 0.8, 0.7))
+    assert CTPreprocessing(size=(None, 5, 6), resample="native")(path).shape == (6, 5, 6)
+    assert CTPreprocessing(size=(None, 5, 6), resample="spacing", slice_spacing=4.0)(path).shape == (3, 5, 6)
+    with pytest.raises(ValueError, match="depth must be None exactly when"):
+        CTPreprocessing(size=(6, 5, 6), resample="native")
+    with pytest.raises(ValueError, match="slice_spacing is needed"):
+        CTPreprocessing(size=(None, 5, 6), resample="spacing")
+
+
+def test_authors_zoom_mode_zeroes_the_last_row_and_column(tmp_path):
+    volume = np.full((12, 64, 64), 200, dtype=np.int16)  # 64 -> 24 rounds like the paper's 512 -> 224
+    path = write_nifti(tmp_path / "scan.nii.gz", volume)
+    authors = CTPreprocessing(size=(6, 24, 24), zoom_mode="constant")(path)
+    ours = CTPreprocessing(size=(6, 24, 24))(path)
+    assert np.all(authors[:, -1, :] == 0) and np.all(authors[:, :, -1] == 0)
+    assert np.allclose(authors[:, :-1, :-1], ours[:, :-1, :-1])

@@ -3,13 +3,9 @@ import pytest
 import torch
 
 from slicevid import DataError
-from slicevid.data import (
-    TB_CLASSES,
-    CTPreprocessing,
-    ImageCLEFTBT,
-    balanced_class_weights,
-    read_label_csv,
-)
+from slicevid.data import TB_CLASSES, CTPreprocessing, ImageCLEFTBT, read_label_csv
+from slicevid.data.splits import holdout_split
+from slicevid.metrics import balanced_class_weights
 
 SMALL = CTPreprocessing(size=(6, 16, 16))
 
@@ -46,21 +42,40 @@ def test_stratified_split_counts(phantoms):
     assert other.file_ids != val.file_ids
 
 
-def test_paper_split_sizes():
-    from slicevid.data.imageclef import stratified_split
+PAPER_TOTALS = [419, 225, 102, 100, 70]  # 916 scans: the class totals behind the paper's training counts
 
-    # 916 scans in class totals that reproduce the paper's training counts under its split call
-    labels = np.repeat(np.arange(5), [419, 225, 102, 100, 70])
-    train, val = stratified_split(labels, 0.2, 0)
+
+def test_paper_split_sizes():
+    labels = np.repeat(np.arange(5), PAPER_TOTALS)
+    train, val = holdout_split(len(labels), 0.2, 0, stratify=labels)
     assert (len(train), len(val)) == (732, 184)
     assert np.bincount(labels[train]).tolist() == [335, 180, 81, 80, 56]
 
 
-def test_too_few_scans_for_a_stratified_split():
-    from slicevid.data.imageclef import stratified_split
+def test_917_rows_need_one_exclusion_for_the_paper_split(tmp_path):
+    """The CSV has 917 rows; 732/184 comes back only once one scan is excluded."""
+    rng = np.random.default_rng(0)
+    extra_class = 1
+    labels = rng.permutation(np.repeat(np.arange(5), [t + (k == extra_class) for k, t in enumerate(PAPER_TOTALS)]))
+    names = [f"TRN_{i:04d}.nii.gz" for i in range(1, 918)]
+    for name in names:
+        (tmp_path / name).touch()
+    csv = tmp_path / "labels.csv"
+    csv.write_text("FileName,TypeOfTB\n" + "".join(f"{n},{lab + 1}\n" for n, lab in zip(names, labels, strict=True)))
+    whole = ImageCLEFTBT(tmp_path, csv, "train")
+    assert len(whole) == 733
+    dropped = names[int(np.flatnonzero(labels == extra_class)[0])]
+    exclusion = tmp_path / "exclude.txt"
+    exclusion.write_text(f"# the authors' data lacked one scan\n{dropped}\n")
+    train = ImageCLEFTBT(tmp_path, csv, "train", exclude=exclusion)
+    val = ImageCLEFTBT(tmp_path, csv, "val", exclude=[dropped])
+    assert (len(train), len(val)) == (732, 184)
+    assert train.class_counts().tolist() == [335, 180, 81, 80, 56]
 
-    with pytest.raises(DataError, match=r"Cannot split 15 scans .*val_fraction=0.2"):
-        stratified_split(np.repeat(np.arange(5), 3), 0.2, 0)
+
+def test_too_few_scans_for_a_stratified_split():
+    with pytest.raises(DataError, match=r"Cannot split 15 samples .*holding out 0.2"):
+        holdout_split(15, 0.2, 0, stratify=np.repeat(np.arange(5), 3))
 
 
 def test_balanced_class_weights_on_paper_counts():
@@ -94,8 +109,10 @@ def test_custom_columns(tmp_path, phantoms):
     ("content", "match"),
     [
         ("name,type\nTRN_0001.nii.gz,1\n", r"labels.csv: missing column\(s\) \['FileName', 'TypeOfTB'\]"),
-        ("FileName,TypeOfTB\nTRN_0001.nii.gz,1\nTRN_0002.nii.gz,7\n",
-         r"line 3: unknown label '7' for 'TRN_0002.nii.gz'"),
+        (
+            "FileName,TypeOfTB\nTRN_0001.nii.gz,1\nTRN_0002.nii.gz,7\n",
+            r"line 3: unknown label '7' for 'TRN_0002.nii.gz'",
+        ),
     ],
     ids=["missing-columns", "unknown-label"],
 )
@@ -103,6 +120,25 @@ def test_bad_label_csv(tmp_path, phantoms, content, match):
     csv = tmp_path / "labels.csv"
     csv.write_text(content)
     with pytest.raises(DataError, match=match):
+        ImageCLEFTBT(phantoms[0], csv, split="all")
+
+
+def test_duplicate_rows_merge_and_conflicts_fail(tmp_path, phantoms):
+    csv = tmp_path / "labels.csv"
+    csv.write_text("FileName,TypeOfTB\nTRN_0001.nii.gz,1\nTRN_0002.nii.gz,2\nTRN_0001,1\n")
+    with pytest.warns(UserWarning, match=r"merged 1 duplicate row\(s\): TRN_0001 \(line 4 repeats line 2\)"):
+        ds = ImageCLEFTBT(phantoms[0], csv, split="all", preprocessing=SMALL)
+    assert ds.file_ids == ["TRN_0001", "TRN_0002"]
+    csv.write_text("FileName,TypeOfTB\nTRN_0001.nii.gz,1\nTRN_0002.nii.gz,2\nTRN_0001,3\n")
+    with pytest.raises(DataError, match="TRN_0001 has label 1 on line 2 and 3 on line 4"):
+        ImageCLEFTBT(phantoms[0], csv, split="all")
+
+
+@pytest.mark.parametrize("name", ["../outside.nii.gz", "/etc/passwd"])
+def test_names_outside_the_scan_folder_are_refused(tmp_path, phantoms, name):
+    csv = tmp_path / "labels.csv"
+    csv.write_text(f"FileName,TypeOfTB\n{name},1\n")
+    with pytest.raises(DataError, match="points outside the scan folder"):
         ImageCLEFTBT(phantoms[0], csv, split="all")
 
 

@@ -86,9 +86,11 @@ def test_missing_folders(tmp_path):
 
 def test_ucf101_split_files(ucf_root, tmp_path):
     (tmp_path / "classInd.txt").write_text("1 Billiards\n2 JumpRope\n3 Rowing\n")
-    train_lines = [f"{f.parent.name}/{f.name} {ucf_root_label + 1}"
-                   for ucf_root_label, name in enumerate(CLASSES)
-                   for f in sorted((ucf_root / name).iterdir())[:2]]
+    train_lines = [
+        f"{f.parent.name}/{f.name} {ucf_root_label + 1}"
+        for ucf_root_label, name in enumerate(CLASSES)
+        for f in sorted((ucf_root / name).iterdir())[:2]
+    ]
     (tmp_path / "trainlist01.txt").write_text("\n".join(train_lines) + "\n")
     (tmp_path / "testlist01.txt").write_text("\n".join(line.split()[0] for line in train_lines[:3]) + "\n")
     train = ucf101(ucf_root, tmp_path / "trainlist01.txt", num_frames=8, size=16)
@@ -112,3 +114,56 @@ def test_first_frames_equal_a_full_decode(ucf_root):
     expected = clip_to_tensor(full, np.arange(10), 24)
     assert torch.allclose(ds[4][0], expected, atol=1e-5)
     assert ds.fps[4] == 25.0 and ds.frame_counts[4] == 24
+
+
+def test_value_range_and_clip_cache(ucf_root, tmp_path):
+    unit = ucf50(ucf_root, classes=CLASSES, num_frames=8, size=16, cache_dir=tmp_path / "cache")
+    raw = ucf50(ucf_root, classes=CLASSES, num_frames=8, size=16, value_range=(0, 255), cache_dir=tmp_path / "cache")
+    clip = unit[3][0]
+    assert torch.allclose(raw[3][0], clip * 255)
+    assert raw.input_spec() == {"input_size": (8, 16, 16), "input_range": (0.0, 255.0)}
+    assert unit.cache.misses == 1 and raw.cache.hits == 1  # decoded once, read back from the cache
+    with pytest.raises(ValueError, match="value_range"):
+        ucf50(ucf_root, classes=CLASSES, num_frames=8, size=16, value_range=(0, 2))
+
+
+def test_keras_three_way_split(ucf_root):
+    splits = {
+        s: ucf50(ucf_root, classes=CLASSES, num_frames=8, size=16, split=s, split_by="keras")
+        for s in ("train", "val", "test")
+    }
+    assert [len(d) for d in splits.values()] == [11, 3, 4]  # 18 clips: 14 / 4, then the last 20% of 14
+    assert len({f for d in splits.values() for f in d.files}) == 18
+    with pytest.raises(ValueError, match="split_by='keras'"):
+        ucf50(ucf_root, classes=CLASSES, num_frames=8, size=16, split="test")
+
+
+def test_keras_split_sizes_on_the_paper_clip_count():
+    from slicevid.data.splits import holdout_split, keras_validation_split
+
+    train, test = holdout_split(1366, 0.2, 0)
+    train, val = keras_validation_split(train, 0.2)
+    assert (len(train), len(val), len(test)) == (873, 219, 274)
+
+
+def test_class_folder_without_videos(tmp_path):
+    write_action_videos(tmp_path, classes=("Rowing",), n_per_class=1, frames=8, size=16)
+    (tmp_path / "Skijet").mkdir()
+    with pytest.raises(DataError, match="Skijet: class folder holds no videos"):
+        ucf50(tmp_path, num_frames=8, size=16)
+
+
+def test_video_broken_in_the_middle_is_skipped_before_training(tmp_path):
+    write_action_videos(tmp_path, classes=("Rowing",), n_per_class=2, frames=30, size=32)
+    broken = tmp_path / "Rowing" / "v_Rowing_g01_c02.avi"
+    data = bytearray(broken.read_bytes())
+    start, end = int(len(data) * 0.3), int(len(data) * 0.7)  # header and index survive, the frames do not
+    data[start:end] = np.random.default_rng(0).integers(0, 256, end - start, dtype=np.uint8).tobytes()
+    broken.write_bytes(bytes(data))
+    ds = ucf50(tmp_path, num_frames=24, size=16)  # the header probe cannot tell
+    with pytest.raises(DataError, match="v_Rowing_g01_c02.avi"):
+        for index in range(len(ds)):
+            ds[index]
+    with pytest.warns(UserWarning, match="Skipped 1 video"):
+        skipped = ucf50(tmp_path, num_frames=24, size=16, on_error="skip")
+    assert len(skipped) == 1 and "v_Rowing_g01_c02.avi" in skipped.skipped[0][0]

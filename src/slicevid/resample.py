@@ -9,9 +9,10 @@ uniformizing CT volumes:
 
   The original pipeline called ``scipy.ndimage.zoom(v, factors, order=1)`` with scipy's
   default ``mode="constant"``: output coordinates that land a rounding error outside the
-  input are then filled with 0 instead of the edge value, which can zero some edge
-  voxels. slicevid uses the edge value (``"nearest"``), which equals trilinear
-  interpolation with aligned corners; elsewhere the two agree.
+  input are then filled with 0 instead of the edge value, which with current SciPy zeroes
+  the whole last row and last column of every slice (512 -> 224). slicevid uses the edge
+  value (``"nearest"``), which equals trilinear interpolation with aligned corners;
+  ``mode="constant"`` reproduces the authors' call exactly (through scipy).
 
 * **Slice selection**: keep a subset of slices (spread evenly, or from the start,
   middle or end), leaving each kept slice untouched.
@@ -30,6 +31,7 @@ import torch.nn.functional as F
 
 ArrayT = TypeVar("ArrayT", np.ndarray, torch.Tensor)
 SELECTIONS = ("even", "first", "middle", "last")
+ZOOM_MODES = ("nearest", "constant")
 
 
 def _as_float_tensor(volume: np.ndarray | torch.Tensor, name: str) -> torch.Tensor:
@@ -45,7 +47,7 @@ def _like(result: torch.Tensor, original: ArrayT) -> ArrayT:
 
 
 def spline_interpolated_zoom(
-    volume: ArrayT, size: tuple[int, int, int] = (70, 224, 224), order: int = 1
+    volume: ArrayT, size: tuple[int, int, int] = (70, 224, 224), order: int = 1, mode: str = "nearest"
 ) -> ArrayT:
     """Zoom ``volume`` so its last three axes have ``size`` (SIZ).
 
@@ -53,15 +55,25 @@ def spline_interpolated_zoom(
         volume: ``(D, H, W)`` or ``(C, D, H, W)``, numpy array or torch tensor.
         size: target ``(depth, height, width)``; the paper uses ``(70, 224, 224)``.
         order: 0 (nearest), 1 (linear, in torch) or 3 (cubic spline, through scipy on CPU).
+        mode: ``"nearest"`` (edge values) or ``"constant"``: scipy's default, which the authors
+            used, and which zeroes the last row and column of every slice (through scipy on CPU).
 
     Returns:
         The zoomed volume, of the same kind (numpy or torch) and number of dimensions.
     """
     if len(size) != 3 or any(int(s) < 1 for s in size):
         raise ValueError(f"size must be three positive integers (D, H, W), got {size}")
+    if mode not in ZOOM_MODES:
+        raise ValueError(f"mode must be one of {ZOOM_MODES}, got {mode!r}")
     tensor = _as_float_tensor(volume, "spline_interpolated_zoom")
+    if min(tensor.shape[-3:]) < 1:
+        raise ValueError(f"spline_interpolated_zoom got an empty volume of shape {tuple(tensor.shape)}")
     size = tuple(int(s) for s in size)
-    if order == 1:
+    if mode == "constant":
+        if order not in (0, 1, 3):
+            raise ValueError(f"order must be 0, 1 or 3, got {order}")
+        result = _scipy_zoom(tensor, size, order=order, mode="constant")
+    elif order == 1:
         batched = tensor.reshape(-1, 1, *tensor.shape[-3:])
         out = F.interpolate(batched, size=size, mode="trilinear", align_corners=True)
         result = out.reshape(*tensor.shape[:-3], *size)
@@ -70,7 +82,7 @@ def spline_interpolated_zoom(
         for axis, target in zip((-3, -2, -1), size, strict=True):
             result = result.index_select(axis, _aligned_indices(tensor.shape[axis], target, tensor.device))
     elif order == 3:
-        result = _scipy_zoom(tensor, size, order=3)
+        result = _scipy_zoom(tensor, size, order=3, mode="nearest")
     else:
         raise ValueError(f"order must be 0, 1 or 3, got {order}")
     return _like(result, volume)
@@ -84,12 +96,12 @@ def _aligned_indices(length: int, target: int, device: torch.device) -> torch.Te
     return positions.round().long().clamp_(0, length - 1)
 
 
-def _scipy_zoom(tensor: torch.Tensor, size: tuple[int, int, int], order: int) -> torch.Tensor:
+def _scipy_zoom(tensor: torch.Tensor, size: tuple[int, int, int], order: int, mode: str) -> torch.Tensor:
     from scipy import ndimage
 
     array = tensor.detach().cpu().numpy()
     factors = (1,) * (array.ndim - 3) + tuple(t / s for t, s in zip(size, array.shape[-3:], strict=True))
-    zoomed = ndimage.zoom(array, factors, order=order, mode="nearest", grid_mode=False)
+    zoomed = ndimage.zoom(array, factors, order=order, mode=mode, grid_mode=False)
     return torch.from_numpy(np.ascontiguousarray(zoomed)).to(tensor.device)
 
 

@@ -1,8 +1,9 @@
-"""Data: CT loading and windowing, ImageCLEF TBT, UCF videos, caching, synthetic data."""
+"""Data: CT loading and windowing, ImageCLEF TBT, UCF videos, batching, caching, synthetic data."""
 
+from .batching import LengthBucketSampler, pad_collate
 from .cache import VolumeCache
 from .ct import hu_window, load_ct
-from .imageclef import TB_CLASSES, ImageCLEFTBT, balanced_class_weights, read_label_csv
+from .imageclef import TB_CLASSES, ImageCLEFTBT, read_label_csv
 from .preprocess import CTPreprocessing
 from .video import UCF50_PAPER_CLASSES, VideoClipDataset, ucf50, ucf101
 from .volumes import CTVolumeDataset
@@ -13,11 +14,12 @@ __all__ = [
     "CTPreprocessing",
     "CTVolumeDataset",
     "ImageCLEFTBT",
+    "LengthBucketSampler",
     "VideoClipDataset",
     "VolumeCache",
-    "balanced_class_weights",
     "hu_window",
     "load_ct",
+    "pad_collate",
     "read_label_csv",
     "ucf50",
     "ucf101",

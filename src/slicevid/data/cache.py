@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from .._io import atomic_write
+from ..errors import DataError
 
 CACHE_VERSION = 1
 _DTYPES = {"float16": np.float16, "uint8": np.uint8, "float32": np.float32}
@@ -29,6 +30,12 @@ def source_identity(path: str | os.PathLike) -> list:
     path = Path(path).resolve()
     files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
     return [[str(f), f.stat().st_size, f.stat().st_mtime_ns] for f in files]
+
+
+def check_cache_dir(root: str | os.PathLike | None) -> None:
+    """A ``DataError`` when ``root`` exists but is not a folder (checked before any work)."""
+    if root is not None and Path(root).exists() and not Path(root).is_dir():
+        raise DataError(f"--cache-dir {root} is an existing file; expected a folder for the cache")
 
 
 class VolumeCache:
@@ -43,6 +50,7 @@ class VolumeCache:
     def __init__(self, root: str | os.PathLike, dtype: str = "float16") -> None:
         if dtype not in _DTYPES:
             raise ValueError(f"dtype must be one of {sorted(_DTYPES)}, got {dtype!r}")
+        check_cache_dir(root)
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
         self.dtype = dtype

@@ -1,20 +1,26 @@
-"""The CT preprocessing pipeline: load -> HU window -> resample to a fixed size -> clip.
+"""The CT preprocessing pipeline: load -> HU window -> resample -> clip.
 
-Defaults follow the paper: window [-1000, 400] HU, SIZ (linear) to 70 x 224 x 224, clip
-to [0, 1]. Every setting is part of :meth:`CTPreprocessing.params`, which keys the cache.
+Defaults follow the paper: window [-1000, 400] HU, SIZ (linear) to 70 x 224 x 224, clip to
+[0, 1]. Every setting is part of :meth:`CTPreprocessing.params`, which keys the cache and is
+saved with every model trained on CT, so prediction preprocesses exactly as training did.
 """
 
 from __future__ import annotations
 
 import os
 from dataclasses import asdict, dataclass
+from typing import Literal, get_args
 
 import numpy as np
 
-from ..resample import SELECTIONS, select_slices, spline_interpolated_zoom
-from .ct import DEFAULT_HU_WINDOW, hu_window, load_ct
+from .._registry import check_choice
+from ..resample import SELECTIONS, ZOOM_MODES, select_slices, spline_interpolated_zoom
+from .ct import DEFAULT_HU_WINDOW, NAN_POLICIES, hu_window, load_ct
 
-RESAMPLERS = ("siz", *SELECTIONS)
+Resample = Literal["siz", "even", "first", "middle", "last", "native", "spacing"]
+RESAMPLERS: tuple[str, ...] = get_args(Resample)
+VARIABLE_DEPTH = ("native", "spacing")
+"""Resampling modes that keep a depth of each scan's own (in-plane resize only)."""
 
 
 @dataclass(frozen=True)
@@ -22,39 +28,88 @@ class CTPreprocessing:
     """How a raw scan becomes a model input ``(D, H, W)`` in [0, 1].
 
     Args:
-        size: output ``(depth, height, width)``.
+        size: output ``(depth, height, width)``. Depth is ``None`` for the variable-depth modes.
         window: HU window ``(lo, hi)``.
-        resample: ``"siz"`` (zoom all axes) or a slice selection (``"even"``, ``"first"``,
-            ``"middle"``, ``"last"``) for depth, followed by an in-plane zoom.
+        resample: how depth is made uniform. ``"siz"`` zooms all three axes (the paper's);
+            ``"even"``, ``"first"``, ``"middle"``, ``"last"`` select slices; ``"native"`` keeps every
+            slice; ``"spacing"`` resamples depth to ``slice_spacing`` mm between slices. Height
+            and width are always zoomed to ``size``.
         order: interpolation order for zooming (0, 1 or 3).
         rotate90: rotate slices as the ViPTT-Net reference did (see :func:`load_ct`).
+        zoom_mode: ``"nearest"`` (edge values, slicevid's default) or ``"constant"`` (scipy's
+            default, as the authors called it: zeroes the last row and column of every slice).
+        slice_spacing: millimetres between output slices for ``resample="spacing"``.
+        nan_policy: ``"raise"`` on NaN or infinite voxels, or ``"replace"`` them by the window's
+            lower bound with a warning naming the file.
     """
 
-    size: tuple[int, int, int] = (70, 224, 224)
+    size: tuple[int | None, int, int] = (70, 224, 224)
     window: tuple[float, float] = DEFAULT_HU_WINDOW
-    resample: str = "siz"
+    resample: Resample = "siz"
     order: int = 1
     rotate90: bool = False
+    zoom_mode: Literal["nearest", "constant"] = "nearest"
+    slice_spacing: float | None = None
+    nan_policy: Literal["raise", "replace"] = "raise"
 
     def __post_init__(self) -> None:
-        if self.resample not in RESAMPLERS:
-            raise ValueError(f"resample must be one of {RESAMPLERS}, got {self.resample!r}")
-        object.__setattr__(self, "size", tuple(int(s) for s in self.size))
+        for name, choices in (
+            ("resample", RESAMPLERS),
+            ("zoom_mode", ZOOM_MODES),
+            ("nan_policy", NAN_POLICIES),
+            ("order", (0, 1, 3)),
+        ):
+            object.__setattr__(self, name, check_choice(name, getattr(self, name), choices))
+        depth, height, width = self.size
+        if self.variable_depth != (depth is None):
+            raise ValueError(
+                f"size depth must be None exactly when resample is one of {VARIABLE_DEPTH}; "
+                f"got size={self.size} with resample={self.resample!r}"
+            )
+        if any(s is not None and int(s) < 1 for s in self.size):
+            raise ValueError(f"size must hold positive integers, got {self.size}")
+        if (self.resample == "spacing") != (self.slice_spacing is not None):
+            raise ValueError("slice_spacing is needed with resample='spacing', and only then")
+        if self.slice_spacing is not None and not self.slice_spacing > 0:
+            raise ValueError(f"slice_spacing must be positive, got {self.slice_spacing}")
+        object.__setattr__(self, "size", (None if depth is None else int(depth), int(height), int(width)))
         object.__setattr__(self, "window", tuple(float(w) for w in self.window))
 
+    @property
+    def variable_depth(self) -> bool:
+        """True when every scan keeps a depth of its own (batches then need padding and lengths)."""
+        return self.resample in VARIABLE_DEPTH
+
     def params(self) -> dict:
-        """A JSON-able description of every setting (part of the cache key)."""
-        return asdict(self)
+        """A JSON-able description of every setting (part of the cache key, saved with models)."""
+        values = asdict(self)
+        values["size"], values["window"] = list(self.size), list(self.window)
+        return values
+
+    @classmethod
+    def from_params(cls, values: dict) -> CTPreprocessing:
+        """Rebuild from :meth:`params` output."""
+        return cls(**{**values, "size": tuple(values["size"]), "window": tuple(values["window"])})
 
     def __call__(self, path: str | os.PathLike) -> np.ndarray:
         """Load and preprocess one scan to float32 ``(D, H, W)`` in [0, 1]."""
-        volume, _ = load_ct(path, rotate90=self.rotate90)
-        return self.apply(volume)
+        volume, spacing = load_ct(path, rotate90=self.rotate90, nan_policy=self.nan_policy, nan_value=self.window[0])
+        return self.apply(volume, spacing)
 
-    def apply(self, volume_hu: np.ndarray) -> np.ndarray:
-        """Preprocess a volume already in memory (HU, ``(D, H, W)``)."""
+    def apply(self, volume_hu: np.ndarray, spacing: tuple[float, float, float] | None = None) -> np.ndarray:
+        """Preprocess a volume already in memory (HU, ``(D, H, W)``, ``spacing`` in mm per axis)."""
         volume = hu_window(volume_hu, *self.window)
-        if self.resample != "siz":
-            volume = select_slices(volume, self.size[0], how=self.resample)
-        volume = spline_interpolated_zoom(volume, self.size, order=self.order)
+        depth = self._output_depth(volume.shape[0], spacing)
+        if self.resample in SELECTIONS:
+            volume = select_slices(volume, depth, how=self.resample)
+        volume = spline_interpolated_zoom(volume, (depth, *self.size[1:]), order=self.order, mode=self.zoom_mode)
         return np.clip(volume, 0.0, 1.0, out=volume)
+
+    def _output_depth(self, depth: int, spacing: tuple[float, float, float] | None) -> int:
+        if self.resample == "native":
+            return depth
+        if self.resample == "spacing":
+            if spacing is None:
+                raise ValueError("resample='spacing' needs the scan's voxel spacing")
+            return max(1, round(depth * spacing[0] / self.slice_spacing))
+        return self.size[0]

@@ -1,0 +1,101 @@
+"""Batching volumes of different depths: a padding collate function and a length-bucketing sampler.
+
+Scans kept at their own depth (``CTPreprocessing(resample="native")``) cannot be stacked.
+:func:`pad_collate` zero-pads them to the deepest in the batch and returns each one's real
+depth; :class:`LengthBucketSampler` batches scans of similar depth together, so little
+padding is computed at all (the model never encodes padded slices anyway).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import Sampler, default_collate
+
+
+def pad_collate(samples: Sequence[tuple], depth_dim: int = 1) -> tuple:
+    """``[(volume, label, *extra), ...]`` -> ``(volumes, labels, lengths, *extra)``.
+
+    Volumes are padded with zeros along ``depth_dim`` (1 for ``(C, D, H, W)``, 0 for slice
+    features ``(D, F)``). ``lengths`` is ``None`` when every sample has the same depth, so
+    fixed-depth batches take the plain path.
+    """
+    volumes = [sample[0] for sample in samples]
+    rest = [default_collate([sample[i] for sample in samples]) for i in range(1, len(samples[0]))]
+    depths = [v.shape[depth_dim] for v in volumes]
+    if len(set(depths)) == 1:
+        return (torch.stack(volumes), rest[0], None, *rest[1:])
+    deepest = max(depths)
+    padded = volumes[0].new_zeros(
+        (len(volumes), *volumes[0].shape[:depth_dim], deepest, *volumes[0].shape[depth_dim + 1 :])
+    )
+    for index, volume in enumerate(volumes):
+        padded[index].narrow(depth_dim, 0, volume.shape[depth_dim]).copy_(volume)
+    return (padded, rest[0], torch.tensor(depths), *rest[1:])
+
+
+def feature_collate(samples: Sequence[tuple]) -> tuple:
+    """:func:`pad_collate` for slice features ``(D, F)``."""
+    return pad_collate(samples, depth_dim=0)
+
+
+class LengthBucketSampler(Sampler[list[int]]):
+    """Batches of samples of similar depth, shuffled per epoch, sharded across processes.
+
+    Samples are sorted by depth (ties broken at random), cut into consecutive batches, and
+    the batches shuffled: each batch mixes similar depths, every epoch differs, and the
+    padding per batch stays small.
+
+    Args:
+        depths: depth of every sample.
+        batch_size: samples per batch.
+        shuffle: shuffle within equal depths and the order of batches (per epoch, from ``seed``).
+        seed: base seed; call :meth:`set_epoch` each epoch.
+        rank: this process's rank under torchrun.
+        world_size: number of processes; each takes every ``world_size``-th batch.
+    """
+
+    def __init__(
+        self,
+        depths: Sequence[int],
+        batch_size: int,
+        *,
+        shuffle: bool = True,
+        seed: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
+    ) -> None:
+        self.depths = np.asarray(depths, dtype=np.int64)
+        self.batch_size, self.shuffle, self.seed = batch_size, shuffle, seed
+        self.rank, self.world_size = rank, world_size
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def _batches(self) -> list[list[int]]:
+        rng = np.random.default_rng([self.seed, self.epoch])
+        tiebreak = rng.random(len(self.depths)) if self.shuffle else np.arange(len(self.depths))
+        order = np.lexsort((tiebreak, self.depths))
+        batches = [order[i : i + self.batch_size].tolist() for i in range(0, len(order), self.batch_size)]
+        if self.shuffle:
+            batches = [batches[i] for i in rng.permutation(len(batches))]
+        total = math.ceil(len(batches) / self.world_size) * self.world_size
+        batches += batches[: total - len(batches)]  # every rank gets as many batches (as DistributedSampler)
+        return batches[self.rank :: self.world_size]
+
+    def __iter__(self) -> Iterator[list[int]]:
+        return iter(self._batches())
+
+    def __len__(self) -> int:
+        return math.ceil(math.ceil(len(self.depths) / self.batch_size) / self.world_size)
+
+
+def sample_depths(dataset: Any) -> list[int] | None:
+    """Each sample's depth, if ``dataset`` can tell without loading (``depths()``), else ``None``."""
+    depths = getattr(dataset, "depths", None)
+    return list(depths()) if callable(depths) else None
