@@ -1,6 +1,6 @@
 # Two entry points, each creating or refreshing .venv first:
 #   make demo   - run `slicevid demo` on the embedded synthetic data
-#   make test   - lint, run the test suite, build the docs strictly
+#   make test   - lint and format check, run the test suite, build the docs strictly
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -15,8 +15,11 @@ venv:
 demo: venv
 	$(BIN)/slicevid demo
 
+LINTED := src tests benchmarks examples docs/scripts
+
 test: venv
-	$(BIN)/ruff check src tests benchmarks examples docs/scripts
+	$(BIN)/ruff check $(LINTED)
+	$(BIN)/ruff format --check $(LINTED)
 	$(BIN)/python -m pytest -q
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet --site-dir /tmp/slicevid-site
 

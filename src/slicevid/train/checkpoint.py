@@ -1,8 +1,9 @@
-"""Training checkpoints in safetensors: model, best weights, optimizer, scheduler, progress.
+"""Training checkpoints in safetensors: model, best weights, optimizer, trainer state, RNG.
 
-Tensors go in the safetensors body; everything else (epoch, history, scheduler counters,
-optimizer hyper-parameters) goes in its JSON metadata, so nothing is ever unpickled.
-Writes are atomic: a run killed mid-save keeps its previous checkpoint.
+Tensors go in the safetensors body; everything else (the :class:`TrainState` with its
+history and learning-rate counters, optimizer hyper-parameters, the model's config) goes in
+its JSON metadata, so nothing is ever unpickled. Writes are atomic: a run killed mid-save
+keeps its previous checkpoint.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from typing import Any
 import torch
 
 from .._io import atomic_write
+from ..model_config import ModelConfig
+from .state import TrainState
 
 LAST_CHECKPOINT = "last.safetensors"
 
@@ -47,8 +50,8 @@ def save_checkpoint(
     model: torch.nn.Module,
     best_state: dict[str, torch.Tensor],
     optimizer: torch.optim.Optimizer,
-    scheduler: Any,
-    progress: dict,
+    state: TrainState,
+    model_config: ModelConfig,
 ) -> None:
     """Atomically write everything needed to resume training exactly."""
     from safetensors.torch import save_file
@@ -62,22 +65,35 @@ def save_checkpoint(
     }
     tensors = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
     metadata = {
-        "progress": json.dumps(progress),
+        "state": json.dumps(state.to_dict()),
         "optimizer": json.dumps(optim_meta),
-        "scheduler": json.dumps(scheduler.state_dict() if scheduler is not None else None),
+        "model_config": model_config.to_json(),
     }
     atomic_write(path, lambda tmp: save_file(tensors, str(tmp), metadata=metadata))
 
 
 def load_checkpoint(path: str | os.PathLike) -> dict:
-    """Read a checkpoint: ``model`` / ``best`` state dicts, ``optimizer``, ``scheduler``, ``progress``, ``rng``."""
-    from safetensors import safe_open
+    """Read a checkpoint: ``model`` / ``best`` state dicts, ``optimizer``, ``state``, ``model_config``, ``rng``.
+
+    Raises:
+        ValueError: the file is truncated, empty or not a slicevid checkpoint (named in the message).
+    """
+    from safetensors import SafetensorError, safe_open
     from safetensors.torch import load_file
 
     path = Path(path)
-    tensors = load_file(str(path))
-    with safe_open(str(path), framework="pt") as handle:
-        metadata = handle.metadata()
+    try:
+        tensors = load_file(str(path))
+        with safe_open(str(path), framework="pt") as handle:
+            metadata = handle.metadata() or {}
+        state = TrainState.from_dict(json.loads(metadata["state"]))
+        model_config = ModelConfig.from_dict(json.loads(metadata["model_config"]), source=str(path))
+        optimizer = _unflatten_optimizer(tensors, json.loads(metadata["optimizer"]))
+    except (SafetensorError, OSError, KeyError, TypeError, json.JSONDecodeError) as err:
+        raise ValueError(
+            f"{path}: not a readable slicevid checkpoint ({type(err).__name__}: {err}); "
+            "was it truncated? Remove it to start the run afresh"
+        ) from err
 
     def section(prefix: str) -> dict[str, torch.Tensor]:
         return {k.removeprefix(prefix): v for k, v in tensors.items() if k.startswith(prefix)}
@@ -85,8 +101,8 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
     return {
         "model": section("model."),
         "best": section("best."),
-        "optimizer": _unflatten_optimizer(tensors, json.loads(metadata["optimizer"])),
-        "scheduler": json.loads(metadata["scheduler"]),
-        "progress": json.loads(metadata["progress"]),
+        "optimizer": optimizer,
+        "state": state,
+        "model_config": model_config,
         "rng": tensors["rng.torch"],
     }

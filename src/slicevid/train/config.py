@@ -1,21 +1,30 @@
 """``TrainConfig``: every training setting in one dataclass, saved next to each run.
 
+It is the single source of the training defaults: the command line builds its training
+options from these fields (help from the docstring, defaults and choices from the types),
+and ``--config`` files use the same names.
+
 Defaults follow the ViPTT-Net recipe: SGD with learning rate 0.001, batch size 2,
-cross-entropy, ReduceLROnPlateau on the validation loss (factor 0.1, patience 5) and early
-stopping (patience 8) that restores the best weights.
+cross-entropy, a learning-rate cut on a validation-loss plateau (factor 0.1, patience 5) and
+early stopping (patience 8) that restores the best weights, all counted as Keras counts.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
+from typing import Literal, get_args, get_type_hints
 
 from .._io import atomic_write_text
+from .._registry import check_choice
 
-AUGMENTATIONS = ("none", "paper", "notebook")
-AMP_MODES = ("auto", "bf16", "off")
+Optimizer = Literal["sgd", "adam", "adamw"]
+ClassWeightMode = Literal["keras", "normalized"]
+Augment = Literal["none", "paper", "notebook", "torchio"]
+Amp = Literal["auto", "bf16", "off"]
 
 
 @dataclass
@@ -25,62 +34,95 @@ class TrainConfig:
     Attributes:
         epochs: maximum number of epochs.
         batch_size: samples per step on each process.
-        lr: SGD learning rate.
-        momentum: SGD momentum (Keras' default SGD, as in the paper, has none).
-        weight_decay: SGD weight decay.
+        optimizer: "sgd" (the paper's), "adam" or "adamw".
+        lr: learning rate.
+        momentum: SGD momentum (Keras's default SGD, as in the paper, has none).
+        weight_decay: weight decay (decoupled for adamw).
         plateau_factor: learning-rate factor when the validation loss stalls.
-        plateau_patience: epochs without improvement before reducing the learning rate.
-        early_stopping_patience: epochs without improvement before stopping (0 disables).
+        plateau_patience: cut the learning rate after this many epochs without improvement.
+        plateau_min_delta: an epoch improves only if the validation loss drops by more than this.
+        plateau_cooldown: epochs to wait after a cut before counting again.
+        early_stopping_patience: stop after this many epochs without a new best validation loss (0: never).
         class_weights: weight the loss by balanced class weights of the training split ("CW").
-        augment: ``"none"``, ``"paper"`` (rotation from the paper's angles, "AUG") or
-            ``"notebook"`` (the authors' notebook variant).
+        class_weight_mode: "keras" (mean of w[y] * loss, as Keras's class_weight) or "normalized"
+            (divided by the sum of w[y], as PyTorch's CrossEntropyLoss(weight=w)).
+        augment: "none", "paper" (rotation from the paper's angles, "AUG"), "notebook" (the
+            authors' notebook variant) or "torchio" (study-consistent 3D affine and intensity).
+        precise_bn: recompute BatchNorm statistics over this many training batches before each
+            validation (0 keeps the running averages, which lag when weights change fast).
         seed: seed for initialisation order, shuffling, augmentation and dropout.
         num_workers: DataLoader worker processes.
         grad_accum: batches per optimizer step.
         channels_last: run the slice encoder in channels-last memory format.
-        amp: ``"auto"`` (bf16 autocast on CUDA, off on CPU), ``"bf16"`` or ``"off"``.
-            The recurrent aggregator always runs in float32.
-        compile: wrap the model in ``torch.compile``.
+        amp: "auto" (bf16 autocast on CUDA, off on CPU), "bf16" or "off" (fp32, as Keras).
+            Recurrent aggregators always run in float32.
+        compile: wrap the model in torch.compile.
         feature_cache: when everything before the aggregator is frozen and there is no
             augmentation, compute slice features once and train on them.
-        device: ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:1"`` ...
-        out_dir: run folder for checkpoints, metrics, plots; ``None`` writes nothing.
-        resume: continue from ``out_dir``'s last checkpoint if there is one.
-        progress: show progress bars.
+        device: "auto", "cpu", "cuda", "cuda:1" ...
+        out_dir: run folder for checkpoints, metrics, plots; None writes nothing.
+        resume: continue from out_dir's last checkpoint.
+        overwrite: replace what an earlier run left in out_dir.
+        progress: show progress bars and per-epoch lines.
     """
 
     epochs: int = 100
     batch_size: int = 2
+    optimizer: Optimizer = "sgd"
     lr: float = 1e-3
     momentum: float = 0.0
     weight_decay: float = 0.0
     plateau_factor: float = 0.1
     plateau_patience: int = 5
+    plateau_min_delta: float = 1e-4
+    plateau_cooldown: int = 0
     early_stopping_patience: int = 8
     class_weights: bool = False
-    augment: str = "none"
+    class_weight_mode: ClassWeightMode = "keras"
+    augment: Augment = "none"
+    precise_bn: int = 0
     seed: int = 0
-    num_workers: int = 0
+    num_workers: int = field(default=0, metadata={"flags": ("--num-workers", "--workers")})
     grad_accum: int = 1
     channels_last: bool = False
-    amp: str = "auto"
+    amp: Amp = "auto"
     compile: bool = False
     feature_cache: bool = False
     device: str = "auto"
-    out_dir: str | None = None
+    out_dir: str | None = field(default=None, metadata={"flags": ("--out",)})
     resume: bool = False
+    overwrite: bool = False
     progress: bool = True
 
     def __post_init__(self) -> None:
-        if self.augment not in AUGMENTATIONS:
-            raise ValueError(f"augment must be one of {AUGMENTATIONS}, got {self.augment!r}")
-        if self.amp not in AMP_MODES:
-            raise ValueError(f"amp must be one of {AMP_MODES}, got {self.amp!r}")
-        for name in ("epochs", "batch_size", "grad_accum"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.lr <= 0:
+        hints = get_type_hints(type(self))
+        for item in fields(self):
+            choices = get_args(hints[item.name])
+            if choices and all(isinstance(c, str) for c in choices):
+                setattr(self, item.name, check_choice(item.name, getattr(self, item.name), choices))
+        for name, low in (
+            ("epochs", 1),
+            ("batch_size", 1),
+            ("grad_accum", 1),
+            ("plateau_patience", 1),
+            ("early_stopping_patience", 0),
+            ("precise_bn", 0),
+            ("num_workers", 0),
+            ("plateau_cooldown", 0),
+        ):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+        for name in ("lr", "momentum", "weight_decay", "plateau_factor", "plateau_min_delta"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise ValueError(f"{name} must be a finite number, got {value!r}")
+        if not self.lr > 0:
             raise ValueError(f"lr must be positive, got {self.lr}")
+        if not 0 < self.plateau_factor < 1:
+            raise ValueError(f"plateau_factor must lie in (0, 1), got {self.plateau_factor}")
+        if self.resume and self.overwrite:
+            raise ValueError("resume and overwrite exclude each other: continue the run or replace it")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -98,29 +140,41 @@ class TrainConfig:
     @classmethod
     def load(cls, path: str | os.PathLike) -> TrainConfig:
         """Read a config written by :meth:`save` (or by hand); unknown keys are an error."""
-        return cls.from_dict(read_config_file(path))
+        return cls.from_dict(read_config_file(path), source=str(path))
 
     @classmethod
-    def from_dict(cls, values: dict) -> TrainConfig:
+    def from_dict(cls, values: dict, source: str = "TrainConfig") -> TrainConfig:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
-            raise ValueError(f"Unknown TrainConfig keys {unknown}; valid keys: {sorted(known)}")
+            raise ValueError(f"{source}: unknown TrainConfig keys {unknown}; valid keys: {sorted(known)}")
         return cls(**values)
 
 
 def read_config_file(path: str | os.PathLike) -> dict:
-    """A mapping from a YAML or JSON file."""
+    """A flat mapping of settings from a YAML or JSON file.
+
+    Raises:
+        FileNotFoundError: the file does not exist.
+        ValueError: it is not UTF-8, does not parse, or is not a mapping.
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"Config file not found: {path}")
-    text = path.read_text(encoding="utf-8")
-    if path.suffix in (".yaml", ".yml"):
-        import yaml
+    try:
+        text = path.read_text(encoding="utf-8")
+        if path.suffix in (".yaml", ".yml"):
+            import yaml
 
-        values = yaml.safe_load(text) or {}
-    else:
-        values = json.loads(text)
+            values = yaml.safe_load(text) or {}
+        else:
+            values = json.loads(text)
+    except UnicodeDecodeError as err:
+        raise ValueError(f"{path}: not UTF-8 text ({err})") from err
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path}: not valid JSON ({err})") from err
+    except Exception as err:  # yaml.YAMLError and its many subclasses
+        raise ValueError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from err
     if not isinstance(values, dict):
         raise ValueError(f"{path}: expected a mapping of settings, got {type(values).__name__}")
     return values

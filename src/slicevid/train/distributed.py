@@ -41,18 +41,6 @@ def setup_distributed(device: torch.device) -> DistributedContext:
     return DistributedContext(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
 
 
-def resolve_device(name: str) -> torch.device:
-    """``"auto"`` -> this process's GPU if there is one (``LOCAL_RANK`` under torchrun), else CPU."""
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
-        return torch.device("cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and device.index is None:
-        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
-    return device
-
-
 def gather_tensors(context: DistributedContext, *tensors: torch.Tensor) -> list[torch.Tensor]:
     """Concatenate each tensor across ranks (sizes may differ per rank)."""
     if not context.enabled:

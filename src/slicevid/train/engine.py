@@ -1,140 +1,134 @@
-"""``fit`` and ``evaluate``: the training loop behind every stage and the CLI.
+"""``fit``: the training loop behind every stage and the CLI.
 
 One loop serves one CPU, one GPU and many GPUs under torchrun. Each epoch reseeds from
 ``config.seed + epoch`` (shuffling, augmentation, dropout), and the last checkpoint holds
-the model, the best weights, the optimizer, the scheduler and the early-stopping counters,
-so a resumed run reaches the same weights as an uninterrupted one.
+the model, the best weights, the optimizer and the :class:`TrainState`, so a resumed run
+reaches the same weights as an uninterrupted one.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import math
 import time
 import warnings
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 from torch import nn
+from torch.nn.modules.batchnorm import _BatchNorm
 from torch.utils.data import DataLoader, Dataset
 from torch.utils.data.distributed import DistributedSampler
 
 from .._io import atomic_write_text
-from ..augment import RandomAxialRotation
-from ..data.imageclef import balanced_class_weights
-from ..errors import TrainingDivergedError
+from ..augment import make_augmentation
+from ..data.batching import LengthBucketSampler, feature_collate, pad_collate, sample_depths
+from ..devices import autocast, autocast_dtype_for, resolve_device
+from ..errors import DataError, TrainingDivergedError
+from ..metrics import balanced_class_weights
 from ..model import SliceSequenceClassifier
 from .checkpoint import LAST_CHECKPOINT, load_checkpoint, save_checkpoint
 from .config import TrainConfig
-from .distributed import (
-    DistributedContext,
-    all_ranks_agree,
-    broadcast_buffers,
-    gather_tensors,
-    resolve_device,
-    setup_distributed,
-)
-from .evaluation import (
-    Evaluation,
-    autocast,
-    autocast_dtype_for,
-    class_names_for,
-    dataset_labels,
-    make_evaluation,
-    predict_logits,
-)
-from .features import extract_features
+from .datasets import class_names_for, dataset_labels, input_spec, unwrap
+from .distributed import all_ranks_agree, broadcast_buffers, gather_tensors, setup_distributed
+from .evaluation import Evaluation, make_evaluation, predict_logits
+from .features import FeatureDataset, extract_features
+from .losses import class_weighted_cross_entropy
+from .plateau import PlateauLR
 from .plots import plot_confusion_matrix, plot_slice_montage, plot_training_curves
+from .run_folder import open_run_folder
+from .state import FitResult, TrainState
 
-
-@dataclass
-class FitResult:
-    """What ``fit`` returns; the model itself holds the best weights afterwards."""
-
-    history: list[dict] = field(default_factory=list)
-    best_epoch: int | None = None
-    best_val_loss: float = math.inf
-    evaluation: Evaluation | None = None
-    out_dir: Path | None = None
-    stopped_early: bool = False
+DIVERGENCE_FACTOR = 1e3
+"""A batch loss this many times the run's first one means training diverged."""
 
 
 class _HeadOnly(nn.Module):
-    """Routes cached features through the aggregator and head (what DDP wraps then)."""
+    """Routes cached features through the feature norm, aggregator and head (what DDP wraps then)."""
 
     def __init__(self, model: SliceSequenceClassifier) -> None:
         super().__init__()
         self.model = model
 
-    def forward(self, features: torch.Tensor) -> torch.Tensor:
-        return self.model.forward_head(features)
+    def forward(self, features: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        return self.model.forward_head(features, lengths)
 
 
-def _train_loader(dataset: Dataset, config: TrainConfig, context: DistributedContext, epoch: int) -> DataLoader:
-    if context.enabled:
-        sampler = DistributedSampler(dataset, context.world_size, context.rank, shuffle=True, seed=config.seed)
-        sampler.set_epoch(epoch)
-        return DataLoader(dataset, batch_size=config.batch_size, sampler=sampler, num_workers=config.num_workers)
-    generator = torch.Generator().manual_seed(config.seed + epoch)
-    return DataLoader(dataset, batch_size=config.batch_size, shuffle=True, generator=generator,
-                      num_workers=config.num_workers)
-
-
-def _make_augmentation(kind: str) -> RandomAxialRotation | None:
-    return {"none": None, "paper": RandomAxialRotation(), "notebook": RandomAxialRotation.notebook_variant()}[kind]
+def make_optimizer(config: TrainConfig, parameters: list[nn.Parameter]) -> torch.optim.Optimizer:
+    """The optimizer ``config`` names, over ``parameters``."""
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(parameters, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
+    optimizer = torch.optim.AdamW if config.optimizer == "adamw" else torch.optim.Adam
+    return optimizer(parameters, lr=config.lr, weight_decay=config.weight_decay)
 
 
 class _Trainer:
-    """State of one ``fit`` call; its methods are the steps of the loop."""
+    """State of one ``fit`` call; its methods are the steps of the loop.
 
-    def __init__(self, model, train_data, val_data, config: TrainConfig, class_names) -> None:
-        self.model, self.config = model, config
+    ``model`` is the user's :class:`SliceSequenceClassifier`; ``network`` is the module the
+    forward and backward passes call (the model, or its head alone on cached features,
+    possibly wrapped by DDP or ``torch.compile``).
+    """
+
+    def __init__(
+        self,
+        model: SliceSequenceClassifier,
+        train_data: Dataset,
+        val_data: Dataset | None,
+        config: TrainConfig,
+        class_names,
+        out_dir: Path | None,
+    ) -> None:
+        self.model, self.config, self.out_dir = model, config, out_dir
         self.device = resolve_device(config.device)
         if self.device.type == "cuda":
             torch.cuda.set_device(self.device)
         self.context = setup_distributed(self.device)
-        self.out_dir = Path(config.out_dir) if config.out_dir else None
-        self.writes = self.out_dir is not None and self.context.is_main
-        self.class_names = class_names_for(model, train_data, class_names)
+        self.writes = out_dir is not None and self.context.is_main
+        self.verbose = config.progress and self.context.is_main
+        names = class_names_for(model.num_classes, train_data, class_names, model.config.class_names)
+        model.config = model.config.replace(class_names=names, **input_spec(train_data))
         self.autocast_dtype = autocast_dtype_for(config.amp, self.device)
-        self.augmentation = _make_augmentation(config.augment)
+        self.augmentation = make_augmentation(config.augment)
         model.to(self.device)
         if config.channels_last:
-            model.channels_last = True
-            model.encoder.to(memory_format=torch.channels_last)
-        self.network: nn.Module = model
+            model.set_slice_execution(chunk=model.slice_chunk, checkpoint=model.checkpoint_slices, channels_last=True)
         self.raw_train_data = train_data  # before any feature caching: for the montage
+        self.network: nn.Module = model
         if config.feature_cache:
             train_data, val_data = self._cache_features(train_data, val_data)
         self.train_data, self.val_data = train_data, val_data
-        weights = None
+        self.class_weights = None
         if config.class_weights:
-            weights = balanced_class_weights(dataset_labels(train_data), model.num_classes).to(self.device)
-        self.criterion = nn.CrossEntropyLoss(weight=weights)
-        trainable = [p for p in model.parameters() if p.requires_grad]
-        self.optimizer = torch.optim.SGD(trainable, lr=config.lr, momentum=config.momentum,
-                                         weight_decay=config.weight_decay)
-        self.scheduler = None
-        if val_data is not None:
-            self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
-                self.optimizer, mode="min", factor=config.plateau_factor, patience=config.plateau_patience)
-        self.module = self.network
+            self.class_weights = balanced_class_weights(dataset_labels(train_data), model.num_classes).to(self.device)
+        self.optimizer = make_optimizer(config, [p for p in model.parameters() if p.requires_grad])
+        self.plateau = PlateauLR(
+            self.optimizer,
+            config.plateau_factor,
+            config.plateau_patience,
+            config.plateau_min_delta,
+            config.plateau_cooldown,
+        )
         if self.context.enabled:
             ids = [self.device.index] if self.device.type == "cuda" else None
-            self.module = nn.parallel.DistributedDataParallel(self.network, device_ids=ids)
+            self.network = nn.parallel.DistributedDataParallel(self.network, device_ids=ids)
         if config.compile:
-            self.module = torch.compile(self.module)
-        self.progress = {"epoch": 0, "best_val_loss": math.inf, "best_epoch": None, "bad_epochs": 0, "history": []}
-        self.best_state = self._snapshot()
+            self.network = torch.compile(self.network)
+        self.state = TrainState()
+        self.best_weights = self._snapshot()
 
     def _cache_features(self, train_data, val_data):
         if self.config.augment != "none":
             raise ValueError("feature_cache needs augment='none': augmented inputs change the features every epoch")
-        kwargs = {"batch_size": max(self.config.batch_size, 8), "device": self.device,
-                  "autocast_dtype": self.autocast_dtype, "num_workers": self.config.num_workers,
-                  "progress": self.config.progress and self.context.is_main}
+        kwargs = {
+            "batch_size": max(self.config.batch_size, 8),
+            "device": self.device,
+            "autocast_dtype": self.autocast_dtype,
+            "num_workers": self.config.num_workers,
+            "progress": self.verbose,
+        }
         self.network = _HeadOnly(self.model)
         cached_val = extract_features(self.model, val_data, **kwargs) if val_data is not None else None
         return extract_features(self.model, train_data, **kwargs), cached_val
@@ -142,44 +136,75 @@ class _Trainer:
     def _snapshot(self) -> dict[str, torch.Tensor]:
         return {k: v.detach().clone() for k, v in self.model.state_dict().items()}
 
+    def _loader(self, dataset: Dataset, epoch: int, shuffle: bool = True) -> DataLoader:
+        collate = feature_collate if isinstance(dataset, FeatureDataset) else pad_collate
+        common = {"num_workers": self.config.num_workers, "collate_fn": collate}
+        depths = sample_depths(unwrap(dataset)) if unwrap(dataset) is dataset else None
+        if depths is not None and len(set(depths)) > 1:
+            sampler = LengthBucketSampler(
+                depths,
+                self.config.batch_size,
+                shuffle=shuffle,
+                seed=self.config.seed,
+                rank=self.context.rank,
+                world_size=self.context.world_size,
+            )
+            sampler.set_epoch(epoch)
+            return DataLoader(dataset, batch_sampler=sampler, **common)
+        if self.context.enabled:
+            sampler = DistributedSampler(
+                dataset, self.context.world_size, self.context.rank, shuffle=shuffle, seed=self.config.seed
+            )
+            sampler.set_epoch(epoch)
+            return DataLoader(dataset, batch_size=self.config.batch_size, sampler=sampler, **common)
+        generator = torch.Generator().manual_seed(self.config.seed + epoch)
+        return DataLoader(dataset, batch_size=self.config.batch_size, shuffle=shuffle, generator=generator, **common)
+
     @property
     def checkpoint_path(self) -> Path | None:
         return self.out_dir / LAST_CHECKPOINT if self.out_dir else None
 
+    # ------------------------------------------------------------------ resume
     def maybe_resume(self) -> None:
         path = self.checkpoint_path
         if not (self.config.resume and path and path.is_file()):
             return
-        state = load_checkpoint(path)
-        self.model.load_state_dict(state["model"])
-        self.best_state = state["best"]
-        self.optimizer.load_state_dict(state["optimizer"])
-        if self.scheduler is not None and state["scheduler"] is not None:
-            self.scheduler.load_state_dict(state["scheduler"])
-        self.progress = state["progress"]
-        if self.context.is_main and self.config.progress:
-            print(f"Resuming {path} after epoch {self.progress['epoch']}")
+        saved = load_checkpoint(path)
+        differences = saved["model_config"].architecture_differences(self.model.config)
+        if differences:
+            raise ValueError(
+                f"--resume: {path} was trained with another architecture ({'; '.join(differences)}, "
+                "saved vs now); use the saved settings or --overwrite"
+            )
+        self.model.load_state_dict(saved["model"])
+        self.best_weights = saved["best"]
+        self.optimizer.load_state_dict(saved["optimizer"])
+        self.state = saved["state"]
+        if self.state.plateau:
+            self.plateau.load_state_dict(self.state.plateau)
+        if self.verbose:
+            print(f"Resuming {path} after epoch {self.state.epoch}")
 
+    # ------------------------------------------------------------------ one epoch
     def train_epoch(self, epoch: int) -> float:
         from tqdm.auto import tqdm
 
         torch.manual_seed(self.config.seed + epoch)  # dropout and any model randomness
         augment_rng = torch.Generator().manual_seed(10_007 * (self.config.seed + 1) + epoch)
-        loader = _train_loader(self.train_data, self.config, self.context, epoch)
-        self.module.train()
+        loader = self._loader(self.train_data, epoch)
+        self.network.train()
         self.optimizer.zero_grad(set_to_none=True)
         total, count = torch.zeros(1, dtype=torch.float64), 0
-        bar = tqdm(loader, desc=f"epoch {epoch + 1}/{self.config.epochs}", unit="batch", leave=False,
-                   disable=not (self.config.progress and self.context.is_main))
-        for step, (inputs, targets) in enumerate(bar):
+        bar = tqdm(
+            loader, desc=f"epoch {epoch + 1}/{self.config.epochs}", unit="batch", leave=False, disable=not self.verbose
+        )
+        for step, (inputs, targets, lengths) in enumerate(bar):
             inputs, targets = inputs.to(self.device, non_blocking=True), targets.to(self.device)
+            lengths = lengths.to(self.device) if lengths is not None else None
             if self.augmentation is not None:
-                inputs = self.augmentation(inputs, generator=augment_rng)
-            with autocast(self.device, self.autocast_dtype):
-                logits = self.module(inputs)
-            loss = self.criterion(logits.float(), targets)
-            if not all_ranks_agree(self.context, bool(torch.isfinite(loss))):
-                raise TrainingDivergedError(self._diverged_message(epoch, step, loss))
+                inputs = self.augmentation(inputs, generator=augment_rng, lengths=lengths)
+            loss = self._loss(inputs, targets, lengths)
+            self._check_loss(loss, epoch, step)
             (loss / self.config.grad_accum).backward()
             if (step + 1) % self.config.grad_accum == 0 or step + 1 == len(loader):
                 self.optimizer.step()
@@ -192,50 +217,119 @@ class _Trainer:
         sums = sums.view(-1, 2).sum(0)
         return float(sums[0] / sums[1])
 
-    def _diverged_message(self, epoch: int, step: int, loss: torch.Tensor) -> str:
-        done = self.progress["epoch"]
+    def _loss(self, inputs: torch.Tensor, targets: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
+        if bool(((targets < 0) | (targets >= self.model.num_classes)).any()):
+            raise DataError(
+                f"training labels {sorted(set(targets.tolist()))} include values outside "
+                f"0..{self.model.num_classes - 1} for a {self.model.num_classes}-class model"
+            )
+        with autocast(self.device, self.autocast_dtype):
+            logits = self.network(inputs, lengths)
+        return class_weighted_cross_entropy(logits.float(), targets, self.class_weights, self.config.class_weight_mode)
+
+    def _check_loss(self, loss: torch.Tensor, epoch: int, step: int) -> None:
+        value = float(loss.detach())
+        if self.state.initial_loss is None:
+            self.state.initial_loss = value
+        exploded = math.isfinite(value) and value > DIVERGENCE_FACTOR * max(self.state.initial_loss, 1e-3)
+        if all_ranks_agree(self.context, math.isfinite(value) and not exploded):
+            return
+        done = self.state.epoch
         where = f"{self.checkpoint_path} (epoch {done})" if self.writes and done else "none written by this run yet"
-        return (f"Training loss became {loss.item()} at epoch {epoch + 1}, batch {step + 1}. "
-                f"Last good checkpoint: {where}. Lower the learning rate or check the inputs for NaNs.")
+        what = f"exploded from {self.state.initial_loss:.4g} to {value:.4g}" if exploded else f"became {value}"
+        raise TrainingDivergedError(
+            f"Training loss {what} at epoch {epoch + 1}, batch {step + 1}. "
+            f"Last good checkpoint: {where}. Lower the learning rate or check the inputs."
+        )
 
-    def validate(self) -> Evaluation:
-        logits, labels = predict_logits(self.network, self.val_data, batch_size=self.config.batch_size,
-                                  device=self.device, autocast_dtype=self.autocast_dtype, context=self.context,
-                                  num_workers=self.config.num_workers)
-        return make_evaluation(logits, labels, self.class_names)
+    def recompute_batchnorm(self, epoch: int) -> None:
+        """Precise BatchNorm: replace running averages by statistics over ``precise_bn`` training batches."""
+        self.network.train()
+        layers = [m for m in self.model.modules() if isinstance(m, _BatchNorm) and m.training and m.track_running_stats]
+        if not layers or not self.config.precise_bn:
+            return
+        momenta = [layer.momentum for layer in layers]
+        for layer in layers:
+            layer.reset_running_stats()
+            layer.momentum = None  # a cumulative average over the batches below
+        with torch.no_grad():
+            for step, (inputs, _, lengths) in enumerate(self._loader(self.train_data, epoch + 1_000_003)):
+                if step == self.config.precise_bn:
+                    break
+                with autocast(self.device, self.autocast_dtype):
+                    self.network(inputs.to(self.device), lengths.to(self.device) if lengths is not None else None)
+        for layer, momentum in zip(layers, momenta, strict=True):
+            layer.momentum = momentum
+        broadcast_buffers(self.context, self.model)
 
-    def end_epoch(self, epoch: int, train_loss: float, started: float) -> bool:
-        """Record the epoch, step the scheduler, keep the best weights; True means stop."""
+    def validate(self, epoch: int | None = None) -> Evaluation:
+        logits, labels = predict_logits(
+            self.network,
+            self.val_data,
+            batch_size=self.config.batch_size,
+            device=self.device,
+            autocast_dtype=self.autocast_dtype,
+            context=self.context,
+            num_workers=self.config.num_workers,
+            collate=feature_collate if isinstance(self.val_data, FeatureDataset) else pad_collate,
+        )
+        evaluation = make_evaluation(logits, labels, self.model.config.class_names)
+        if epoch is not None and not math.isfinite(evaluation.loss):
+            raise TrainingDivergedError(
+                f"Validation loss became {evaluation.loss} after epoch {epoch + 1}: the "
+                "validation data hold NaN or infinite values, or the model produces them"
+            )
+        return evaluation
+
+    # ------------------------------------------------------------------ end of an epoch
+    def record(self, epoch: int, train_loss: float, started: float) -> dict:
+        """The epoch's history row (validating first, when there is validation data)."""
         row = {"epoch": epoch + 1, "train_loss": train_loss, "lr": self.optimizer.param_groups[0]["lr"]}
-        improved = True
         if self.val_data is not None:
-            evaluation = self.validate()
-            row.update(val_loss=evaluation.loss, val_kappa=evaluation.report.kappa,
-                       val_accuracy=evaluation.report.accuracy)
-            self.scheduler.step(evaluation.loss)
-            improved = evaluation.loss < self.progress["best_val_loss"]
-            if improved:
-                self.progress["best_val_loss"] = evaluation.loss
+            self.recompute_batchnorm(epoch)
+            evaluation = self.validate(epoch)
+            row.update(
+                val_loss=evaluation.loss, val_kappa=evaluation.report.kappa, val_accuracy=evaluation.report.accuracy
+            )
         row["seconds"] = round(time.perf_counter() - started, 3)
-        progress = self.progress
-        progress["history"].append(row)
-        progress["epoch"] = epoch + 1
-        if improved:
-            progress["best_epoch"], progress["bad_epochs"] = epoch + 1, 0
-            self.best_state = self._snapshot()
+        self.state.history.append(row)
+        self.state.epoch = epoch + 1
+        if self.verbose:
+            print(_epoch_line(row, self.config.epochs))
+        return row
+
+    def update_best(self, row: dict) -> None:
+        """Keep the weights of the lowest validation loss (the last epoch's without validation data)."""
+        loss = row.get("val_loss")
+        if loss is not None:
+            self.plateau.step(loss)
+            self.state.plateau = self.plateau.state_dict()
+        if loss is None or loss < self.state.best_val_loss:
+            self.state.best_epoch, self.state.bad_epochs = row["epoch"], 0
+            self.state.best_val_loss = math.inf if loss is None else loss
+            self.best_weights = self._snapshot()
             if self.writes:
                 self._save_best()
         else:
-            progress["bad_epochs"] += 1
-        if self.writes:
-            save_checkpoint(self.checkpoint_path, model=self.model, best_state=self.best_state,
-                            optimizer=self.optimizer, scheduler=self.scheduler, progress=progress)
-            _write_history_csv(self.out_dir / "metrics.csv", progress["history"])
-        if self.context.is_main and self.config.progress:
-            print(_epoch_line(row, self.config.epochs))
+            self.state.bad_epochs += 1
+
+    def save(self) -> None:
+        if not self.writes:
+            return
+        save_checkpoint(
+            self.checkpoint_path,
+            model=self.model,
+            best_state=self.best_weights,
+            optimizer=self.optimizer,
+            state=self.state,
+            model_config=self.model.config,
+        )
+        _write_history_csv(self.out_dir / "metrics.csv", self.state.history)
+
+    def should_stop(self) -> bool:
         patience = self.config.early_stopping_patience
-        progress["stopped_early"] = bool(patience) and self.val_data is not None and progress["bad_epochs"] >= patience
-        return progress["stopped_early"]
+        self.state.stopped = bool(patience) and self.val_data is not None and self.state.bad_epochs >= patience
+        return self.state.stopped
 
     def _save_best(self) -> None:
         try:
@@ -243,19 +337,17 @@ class _Trainer:
         except ValueError as err:  # a model built from anonymous modules: the checkpoint still has it
             warnings.warn(f"Best weights kept only in {LAST_CHECKPOINT}: {err}", stacklevel=2)
 
-    def finish(self, stopped_early: bool) -> FitResult:
-        self.model.load_state_dict(self.best_state)  # restore the best weights, as Keras' EarlyStopping
-        result = FitResult(self.progress["history"], self.progress["best_epoch"], self.progress["best_val_loss"],
-                           out_dir=self.out_dir, stopped_early=stopped_early)
-        if self.val_data is not None:
-            result.evaluation = self.validate()
+    # ------------------------------------------------------------------ the end
+    def finish(self) -> FitResult:
+        self.model.load_state_dict(self.best_weights)  # restore the best weights, as Keras' EarlyStopping
+        evaluation = self.validate() if self.val_data is not None else None
+        result = FitResult.from_state(self.state, evaluation, self.out_dir)
         if self.writes:
-            self.config.save(self.out_dir / "config.yaml")
             if result.history:
                 plot_training_curves(result.history, self.out_dir / "curves.png")
-            if result.evaluation is not None:
-                result.evaluation.report.save_json(self.out_dir / "report.json")
-                plot_confusion_matrix(result.evaluation.report, self.out_dir / "confusion.png")
+            if evaluation is not None:
+                evaluation.report.save_json(self.out_dir / "report.json")
+                plot_confusion_matrix(evaluation.report, self.out_dir / "confusion.png")
             self._plot_sample()
         return result
 
@@ -263,9 +355,11 @@ class _Trainer:
         """Slices of the first training sample, in order (like the paper's Figure 2)."""
         volume, label = self.raw_train_data[0]
         if isinstance(volume, torch.Tensor) and volume.ndim == 4 and volume.shape[0] == 1:
-            name = self.class_names[int(label)] if 0 <= int(label) < len(self.class_names) else str(label)
-            plot_slice_montage(volume[0].float().numpy(), self.out_dir / "montage.png",
-                               title=f"first training sample (class {name})")
+            names = self.model.config.class_names
+            name = names[int(label)] if 0 <= int(label) < len(names) else str(label)
+            plot_slice_montage(
+                volume[0].float().numpy(), self.out_dir / "montage.png", title=f"first training sample (class {name})"
+            )
 
 
 def _epoch_line(row: dict, epochs: int) -> str:
@@ -296,21 +390,36 @@ def fit(
 
     The learning rate drops by ``plateau_factor`` when the validation loss stalls, training
     stops after ``early_stopping_patience`` epochs without improvement, and the model ends
-    with the weights of its best validation loss. With ``config.out_dir`` the run folder
-    receives ``last.safetensors`` (resumable), ``best/`` (``save_pretrained`` format),
+    with the weights of its best validation loss. The model's config receives the class
+    names and the input description of ``train_data``. With ``config.out_dir`` the run
+    folder receives ``last.safetensors`` (resumable), ``best/`` (``save_pretrained`` format),
     ``metrics.csv``, ``config.yaml``, ``report.json``, ``curves.png``, ``confusion.png`` and
     ``montage.png`` (the slices of the first training sample).
 
     Raises:
-        TrainingDivergedError: the loss became NaN or infinite; the last good checkpoint stays.
+        TrainingDivergedError: the loss became NaN, infinite or exploded; the last good checkpoint stays.
+        RunFolderError: ``out_dir`` holds another run (without ``resume`` / ``overwrite``) or is in use.
     """
     config = config or TrainConfig()
-    trainer = _Trainer(model, train_data, val_data, config, class_names)
-    trainer.maybe_resume()
-    stopped = trainer.progress.get("stopped_early", False)  # a resumed run that had already stopped
-    for epoch in range(trainer.progress["epoch"], config.epochs):
-        if stopped:
-            break
-        started = time.perf_counter()
-        stopped = trainer.end_epoch(epoch, trainer.train_epoch(epoch), started)
-    return trainer.finish(stopped)
+    if len(train_data) == 0:
+        raise DataError("Cannot train on an empty dataset (no samples in the training split)")
+    main_process = setup_distributed(resolve_device(config.device)).is_main
+    folder = (
+        open_run_folder(config.out_dir, resume=config.resume, overwrite=config.overwrite)
+        if config.out_dir and main_process
+        else contextlib.nullcontext(Path(config.out_dir) if config.out_dir else None)
+    )
+    with folder as out_dir:
+        trainer = _Trainer(model, train_data, val_data, config, class_names, out_dir)
+        if trainer.writes:
+            config.save(out_dir / "config.yaml")
+        trainer.maybe_resume()
+        for epoch in range(trainer.state.epoch, config.epochs):
+            if trainer.state.stopped:
+                break
+            started = time.perf_counter()
+            row = trainer.record(epoch, trainer.train_epoch(epoch), started)
+            trainer.update_best(row)
+            trainer.should_stop()
+            trainer.save()
+        return trainer.finish()

@@ -8,12 +8,16 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Dataset, Subset
+from torch.utils.data import DataLoader, Dataset
 from torch.utils.data.distributed import DistributedSampler
 
+from ..data.batching import pad_collate
+from ..devices import autocast, autocast_dtype_for, resolve_device
+from ..errors import DataError
 from ..metrics import ClassificationReport, classification_report
 from ..model import SliceSequenceClassifier
-from .distributed import DistributedContext, gather_tensors, resolve_device, setup_distributed
+from .datasets import class_names_for
+from .distributed import DistributedContext, gather_tensors, setup_distributed
 
 
 @dataclass
@@ -44,41 +48,35 @@ class _Indexed(Dataset):
         return volume, label, index
 
 
-def dataset_labels(dataset: Dataset) -> np.ndarray:
-    """Integer labels of a dataset (its ``labels`` attribute, or by reading every sample)."""
-    if isinstance(dataset, Subset):
-        return dataset_labels(dataset.dataset)[np.asarray(dataset.indices)]
-    labels = getattr(dataset, "labels", None)
-    if labels is not None:
-        return np.asarray(labels, dtype=np.int64)
-    return np.asarray([int(dataset[i][1]) for i in range(len(dataset))], dtype=np.int64)
-
-
-def autocast_dtype_for(amp: str, device: torch.device) -> torch.dtype | None:
-    if amp == "bf16" or (amp == "auto" and device.type == "cuda"):
-        return torch.bfloat16
-    return None
-
-
-def autocast(device: torch.device, dtype: torch.dtype | None):
-    return torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None)
-
-
 @torch.no_grad()
-def predict_logits(module: nn.Module, dataset: Dataset, *, batch_size: int, device: torch.device,
-             autocast_dtype: torch.dtype | None, context: DistributedContext, num_workers: int = 0,
-             progress: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+def predict_logits(
+    network: nn.Module,
+    dataset: Dataset,
+    *,
+    batch_size: int,
+    device: torch.device,
+    autocast_dtype: torch.dtype | None,
+    context: DistributedContext,
+    num_workers: int = 0,
+    collate=pad_collate,
+    progress: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Logits and labels of every sample, in dataset order (``network`` takes ``(inputs, lengths)``)."""
     from tqdm.auto import tqdm
 
+    if len(dataset) == 0:
+        raise DataError("Cannot evaluate on an empty dataset (no scans in this split)")
     indexed = _Indexed(dataset)
     sampler = DistributedSampler(indexed, context.world_size, context.rank, shuffle=False) if context.enabled else None
-    loader = DataLoader(indexed, batch_size=batch_size, sampler=sampler, num_workers=num_workers)
-    module.eval()
+    loader = DataLoader(indexed, batch_size=batch_size, sampler=sampler, num_workers=num_workers, collate_fn=collate)
+    network.eval()
     logits, labels, indices = [], [], []
-    for volumes, targets, index in tqdm(loader, desc="evaluate", unit="batch", leave=False,
-                                        disable=not (progress and context.is_main)):
+    for inputs, targets, lengths, index in tqdm(
+        loader, desc="evaluate", unit="batch", leave=False, disable=not (progress and context.is_main)
+    ):
         with autocast(device, autocast_dtype):
-            logits.append(module(volumes.to(device)).float().cpu())
+            lengths = lengths.to(device) if lengths is not None else None
+            logits.append(network(inputs.to(device), lengths).float().cpu())
         labels.append(torch.as_tensor(targets))
         indices.append(index)
     logits, labels, indices = gather_tensors(context, torch.cat(logits), torch.cat(labels), torch.cat(indices))
@@ -87,8 +85,15 @@ def predict_logits(module: nn.Module, dataset: Dataset, *, batch_size: int, devi
 
 
 def make_evaluation(logits: torch.Tensor, labels: torch.Tensor, class_names) -> Evaluation:
+    """Loss (NaN for unlabelled data), metrics and probabilities from logits and labels."""
+    num_classes = logits.shape[1]
+    if (labels >= num_classes).any():
+        bad = sorted(set(labels[labels >= num_classes].tolist()))
+        raise DataError(
+            f"labels {bad} are out of range for a {num_classes}-class model (expected 0..{num_classes - 1})"
+        )
     loss = float(nn.functional.cross_entropy(logits, labels)) if (labels >= 0).all() else math.nan
-    report = classification_report(labels.numpy(), logits.argmax(1).numpy(), class_names, num_classes=logits.shape[1])
+    report = classification_report(labels.numpy(), logits.argmax(1).numpy(), class_names, num_classes=num_classes)
     return Evaluation(loss, report, logits.softmax(dim=1), labels)
 
 
@@ -107,13 +112,15 @@ def evaluate(
     target = resolve_device(device)
     context = setup_distributed(target)
     model.to(target)
-    logits, labels = predict_logits(model, data, batch_size=batch_size, device=target, num_workers=num_workers,
-                              autocast_dtype=autocast_dtype_for(amp, target), context=context, progress=progress)
-    return make_evaluation(logits, labels, class_names_for(model, data, class_names))
-
-
-def class_names_for(model: SliceSequenceClassifier, data: Dataset, given) -> tuple[str, ...]:
-    names = given or getattr(data, "classes", None) or ()
-    if len(names) != model.num_classes:
-        names = [str(i) for i in range(model.num_classes)]
-    return tuple(names)
+    logits, labels = predict_logits(
+        model,
+        data,
+        batch_size=batch_size,
+        device=target,
+        num_workers=num_workers,
+        autocast_dtype=autocast_dtype_for(amp, target),
+        context=context,
+        progress=progress,
+    )
+    names = class_names_for(model.num_classes, data, class_names, model.config.class_names)
+    return make_evaluation(logits, labels, names)

@@ -2,8 +2,9 @@
 
 When the channel adapter and the encoder are both frozen and the inputs are not
 augmented, a clip's slice features never change during training. They are computed
-once, kept in memory as a ``(N, D, F)`` float32 tensor, and the aggregator and head train
-on them: an epoch then costs an LSTM pass instead of ``D`` CNN passes per sample.
+once, kept in memory as float32 ``(D, F)`` tensors (of each sample's own depth), and the
+aggregator and head train on them: an epoch then costs a recurrent pass instead of ``D``
+CNN passes per sample.
 
 The paper's video pretraining freezes VGG-16 but keeps training the 1x1x1 adapter, so the
 cache is exact only with the adapter frozen too (``freeze_encoder(include_adapter=True)``).
@@ -16,13 +17,15 @@ from __future__ import annotations
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from ..data.batching import pad_collate
+from ..devices import autocast
 from ..model import SliceSequenceClassifier
 
 
 class FeatureDataset(Dataset):
     """Precomputed slice features ``(D, F)`` with their labels."""
 
-    def __init__(self, features: torch.Tensor, labels: torch.Tensor) -> None:
+    def __init__(self, features: list[torch.Tensor], labels: torch.Tensor) -> None:
         self.features, self.labels = features, labels
 
     def __len__(self) -> int:
@@ -30,6 +33,9 @@ class FeatureDataset(Dataset):
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
         return self.features[index], int(self.labels[index])
+
+    def depths(self) -> list[int]:
+        return [f.shape[0] for f in self.features]
 
 
 @torch.no_grad()
@@ -54,11 +60,13 @@ def extract_features(
     device = torch.device(device)
     was_training = model.training
     model.eval()
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers)
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers, collate_fn=pad_collate)
     features, labels = [], []
-    for volumes, targets in tqdm(loader, desc="features", unit="batch", disable=not progress):
-        with torch.autocast(device.type, dtype=autocast_dtype or torch.float32, enabled=autocast_dtype is not None):
-            features.append(model.forward_features(volumes.to(device)).float().cpu())
+    for volumes, targets, lengths in tqdm(loader, desc="features", unit="batch", disable=not progress):
+        with autocast(device, autocast_dtype):
+            batch = model.forward_features(volumes.to(device), lengths).float().cpu()
+        depths = lengths.tolist() if lengths is not None else [batch.shape[1]] * len(batch)
+        features += [sample[:depth].clone() for sample, depth in zip(batch, depths, strict=True)]
         labels.append(torch.as_tensor(targets))
     model.train(was_training)
-    return FeatureDataset(torch.cat(features), torch.cat(labels))
+    return FeatureDataset(features, torch.cat(labels))

@@ -56,10 +56,10 @@ def plot_confusion_matrix(report: ClassificationReport, path: str | os.PathLike,
     ax.set_xticks(ticks, report.class_names, rotation=35, ha="right")
     ax.set_yticks(ticks, report.class_names)
     for (row, col), value in np.ndenumerate(matrix):
-        ax.text(col, row, str(value), ha="center", va="center",
-                color="white" if value > matrix.max() / 2 else "black")
-    ax.set(xlabel="predicted", ylabel="true",
-           title=title or f"kappa {report.kappa:.2f}, accuracy {report.accuracy:.2f}")
+        ax.text(col, row, str(value), ha="center", va="center", color="white" if value > matrix.max() / 2 else "black")
+    ax.set(
+        xlabel="predicted", ylabel="true", title=title or f"kappa {report.kappa:.2f}, accuracy {report.accuracy:.2f}"
+    )
     fig.colorbar(image, ax=ax, fraction=0.046)
     return _save(fig, path)
 
@@ -80,6 +80,43 @@ def plot_slice_montage(
     for ax, index in zip(axes.flat, picks, strict=False):
         ax.imshow(volume[index], cmap="gray", vmin=0, vmax=1)
         ax.set_title(f"slice {index}", fontsize=8)
+    if title:
+        fig.suptitle(title)
+    return _save(fig, path)
+
+
+def plot_slice_importance(
+    volume: np.ndarray, importance: np.ndarray, path: str | os.PathLike, *, num_slices: int = 12, title: str = ""
+) -> Path:
+    """The slices of a ``(D, H, W)`` volume beside the importance of each slice for the prediction.
+
+    The montage shows the ``num_slices`` most important slices in depth order, each titled
+    with its index and share; the curve beside it shows the importance of every slice.
+    """
+    plt = _pyplot()
+    volume = np.asarray(volume).squeeze()
+    importance = np.asarray(importance, dtype=np.float64)[: volume.shape[0]]
+    if volume.ndim != 3:
+        raise ValueError(f"plot_slice_importance expects a (D, H, W) volume, got shape {volume.shape}")
+    picks = np.sort(np.argsort(-importance, kind="stable")[: min(num_slices, volume.shape[0])])
+    columns = 4
+    rows = int(np.ceil(len(picks) / columns))
+    fig = plt.figure(figsize=(1.7 * columns + 3.6, 1.8 * max(rows, 2) + 0.5))
+    grid = fig.add_gridspec(max(rows, 2), columns + 2)
+    top = importance.max() if importance.size else 0.0
+    for slot, index in enumerate(picks):
+        ax = fig.add_subplot(grid[slot // columns, slot % columns])
+        ax.imshow(volume[index], cmap="gray", vmin=0, vmax=1)
+        ax.set_title(
+            f"slice {index}: {importance[index]:.0%}",
+            fontsize=7,
+            color="tab:red" if importance[index] >= 0.5 * top else "black",
+        )
+        ax.axis("off")
+    curve = fig.add_subplot(grid[:, columns:])
+    curve.barh(np.arange(len(importance)), importance, color="tab:red")
+    curve.invert_yaxis()
+    curve.set(xlabel="importance", ylabel="slice", title="which slices drove it")
     if title:
         fig.suptitle(title)
     return _save(fig, path)

@@ -15,7 +15,9 @@ from torch.utils.data import Dataset
 
 from ..model import SliceSequenceClassifier
 from .config import TrainConfig
-from .engine import FitResult, fit
+from .datasets import class_names_for
+from .engine import fit
+from .state import FitResult
 
 
 def pretrain(
@@ -48,12 +50,16 @@ def finetune(
     *,
     num_classes: int = 5,
     class_names=None,
+    freeze_encoder: bool = False,
 ) -> tuple[SliceSequenceClassifier, FitResult]:
     """Fine-tune every layer for ``num_classes`` classes.
 
     Args:
         model: a model, or a folder written by ``save_pretrained`` (e.g. a pretraining run's ``best/``).
         num_classes: output classes of the new head (5 TB types).
+        class_names: their names (default: the training data's ``classes``).
+        freeze_encoder: keep the encoder frozen (the authors' "No PT" froze ImageNet VGG-16);
+            by default every layer trains, as the paper's fine-tuning.
 
     Returns:
         The fine-tuned model (with its best weights) and the fit result.
@@ -61,6 +67,8 @@ def finetune(
     if not isinstance(model, SliceSequenceClassifier):
         model = SliceSequenceClassifier.from_pretrained(model)
     if model.num_classes != num_classes:
-        model.reset_head(num_classes)
+        model.reset_head(num_classes, class_names_for(num_classes, train_data, class_names))
     model.unfreeze_encoder()
+    if freeze_encoder:
+        model.freeze_encoder()
     return model, fit(model, train_data, val_data, config or TrainConfig(), class_names=class_names)
