@@ -52,8 +52,14 @@ def main(argv: list[str] | None = None) -> dict:
     rows = [[name, f"{s:.2f}", f"{s / len(uncached) * 1000:.0f}", f"{s / later:.1f}x"] for name, s in seconds.items()]
     print(f"{len(uncached)} phantoms {shape} -> {size}, {machine()}")
     print(markdown_table(["epoch", "seconds", "ms / scan", "time / later cached"], rows))
-    result = {"scans": len(uncached), "shape": shape, "size": size, "seconds": seconds, "machine": machine(),
-              "speedup": seconds["uncached epoch"] / later}
+    result = {
+        "scans": len(uncached),
+        "shape": shape,
+        "size": size,
+        "seconds": seconds,
+        "machine": machine(),
+        "speedup": seconds["uncached epoch"] / later,
+    }
     save_json(args.json, result)
     return result
 

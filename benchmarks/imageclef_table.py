@@ -1,46 +1,53 @@
 """Reproduce the paper's Table 1 (validation) and write Table 2 submissions (test), resumably.
 
-The four configurations of the paper, on the stratified 80/20 split (seed 0):
+The configurations of the paper, on the stratified 80/20 split (seed 0) of the labelled scans:
 
-* **No PT**: fine-tune from ImageNet VGG-16 without video pretraining;
+* **No PT**: no video pretraining. The authors' code kept ImageNet VGG-16 frozen and
+  trained the rest (the reproduction recipe does that); **No PT (scratch)** is what the
+  paper's text says, every layer from random weights;
 * **PT**: pretrain on the UCF50 10-class subset (VGG frozen), then fine-tune every layer;
 * **PT+CW**: as PT, with balanced class weights;
-* **PT+CW+AUG**: as PT+CW, with the paper's rotation augmentation.
+* **PT+CW+AUG**: as PT+CW, with rotation augmentation.
+
+``--recipe reproduction`` (the default) is :func:`slicevid.recipes.viptt_reproduction`, the
+authors' code setting by setting; ``--recipe slicevid`` is slicevid's variant. Individual
+settings can be overridden (``--depth``, ``--epochs`` ...), e.g. for a quick look.
 
 Data (not downloadable by slicevid):
 
 * ImageCLEF 2021 tuberculosis TBT: register at imageclef.org (2021 medical tuberculosis task)
   and download the training CT scans and label CSV (and the test scans for Table 2);
 * UCF50: crcv.ucf.edu/data/UCF50.php, unpacked to one folder per class;
-* ImageNet VGG-16 weights offline: copy ``vgg16-397923af.pth`` (download.pytorch.org/models/)
-  to ``$TORCH_HOME/hub/checkpoints/`` (``~/.cache/torch/hub/checkpoints/`` by default).
+* Keras's VGG-16 weights offline: ``vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5`` in
+  ``~/.keras/models/`` (torchvision's ``vgg16-397923af.pth`` in ``~/.cache/torch/hub/checkpoints/``
+  for ``--recipe slicevid``).
 
-Runs on CUDA by default with bf16 autocast and the preprocessed cache. Every configuration
-writes its own folder under ``--out``; rerunning the same command skips finished
-configurations and resumes an interrupted one from its last epoch.
+Every configuration writes its own folder under ``--out``; rerunning the same command skips
+finished configurations and resumes an interrupted one from its last epoch.
 
-    python benchmarks/imageclef_table.py --scans TBT/train --labels-csv TBT/labels.csv --ucf50 UCF50 --out runs/table
-    python benchmarks/imageclef_table.py --synthetic --out runs/synthetic-table     # embedded data, CPU minutes
+    python benchmarks/imageclef_table.py --scans TBT/train --labels-csv TBT/labels.csv --ucf50 UCF50 \\
+        --test-scans TBT/test --exclude exclude.txt --out runs/table
+    python benchmarks/imageclef_table.py --synthetic --out runs/synthetic-table   # the CPU-sized version
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 import json
+import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, replace
 from pathlib import Path
 
-from slicevid import SliceSequenceClassifier
+import torch
+
 from slicevid._io import atomic_write_text
-from slicevid.data import TB_CLASSES, UCF50_PAPER_CLASSES, CTPreprocessing, ImageCLEFTBT, ucf50
-from slicevid.data.synthetic import write_action_videos, write_tb_phantoms
+from slicevid.data import TB_CLASSES, ImageCLEFTBT, ucf50
 from slicevid.metrics import ClassificationReport, format_table
-from slicevid.predict import predict_scans
+from slicevid.predict import predict_scans, write_submission
 from slicevid.presets import viptt_net
-from slicevid.train import TrainConfig, finetune, pretrain
+from slicevid.recipes import RECIPES, Recipe
+from slicevid.train import finetune, pretrain
 
 PAPER_TABLE1 = {  # validation split, 184 scans; the paper prints four F1 columns (mapping uncertain)
     "No PT": {"kappa": 0.17, "Infiltrative": 0.61, "Focal": 0.46, "Tuberculoma": 0.00, "Miliary": 0.14},
@@ -49,139 +56,166 @@ PAPER_TABLE1 = {  # validation split, 184 scans; the paper prints four F1 column
     "PT+CW+AUG": {"kappa": 0.33, "Infiltrative": 0.59, "Focal": 0.47, "Tuberculoma": 0.27, "Miliary": 0.54},
 }
 PAPER_TABLE2 = {"PT": (0.13, 0.423), "PT+CW": (0.14, 0.385), "PT+CW+AUG": (0.20, 0.423)}  # test: kappa, accuracy
-CONFIGURATIONS = {  # name: (pretrained, class weights, augmentation)
-    "No PT": (False, False, "none"),
-    "PT": (True, False, "none"),
-    "PT+CW": (True, True, "none"),
-    "PT+CW+AUG": (True, True, "paper"),
+CONFIGURATIONS = {  # name: (pretrained, class weights, augmented, every layer from random weights)
+    "No PT": (False, False, False, False),
+    "No PT (scratch)": (False, False, False, True),
+    "PT": (True, False, False, False),
+    "PT+CW": (True, True, False, False),
+    "PT+CW+AUG": (True, True, True, False),
+}
+OVERRIDES = {
+    "depth": int,
+    "size": int,
+    "epochs": int,
+    "pretrain_epochs": int,
+    "encoder": str,
+    "encoder_weights": str,
+    "device": str,
+    "workers": int,
 }
 
 
-@dataclass
-class Settings:
-    scans: str
-    labels_csv: str
-    ucf50: str
-    out: str
-    test_scans: str | None = None
-    encoder: str = "vgg16"
-    encoder_weights: str | None = "imagenet"
-    depth: int = 70
-    size: int = 224
-    epochs: int = 100
-    pretrain_epochs: int = 100
-    batch_size: int = 2
-    lr: float = 1e-3
-    seed: int = 0
-    device: str = "auto"
-    amp: str = "auto"
-    workers: int = 4
-    feature_cache: bool = False
+def apply_overrides(recipe: Recipe, args: argparse.Namespace) -> tuple[Recipe, str]:
+    """The recipe with the command line's overrides, and the encoder name to build."""
+    preprocessing, video = recipe.preprocessing, recipe.video
+    if args.depth or args.size:
+        depth, size = args.depth or preprocessing.size[0], args.size or preprocessing.size[1]
+        preprocessing = replace(preprocessing, size=(depth, size, size))
+        video = replace(video, num_frames=depth, size=size)
+    stages = {}
+    for stage, epochs in (("pretrain", args.pretrain_epochs), ("finetune", args.epochs)):
+        config = getattr(recipe, stage)
+        changes = {"epochs": epochs} if epochs else {}
+        changes.update({k: v for k, v in (("device", args.device), ("num_workers", args.workers)) if v is not None})
+        stages[stage] = replace(config, **changes)
+    weights = (
+        recipe.encoder_weights
+        if args.encoder_weights is None
+        else (None if args.encoder_weights == "none" else args.encoder_weights)
+    )
+    recipe = recipe.replace(preprocessing=preprocessing, video=video, encoder_weights=weights, **stages)
+    return recipe, args.encoder or "vgg16"
 
 
-def _config(settings: Settings, out_dir: Path, epochs: int, **extra) -> TrainConfig:
-    return TrainConfig(epochs=epochs, batch_size=settings.batch_size, lr=settings.lr, seed=settings.seed,
-                       device=settings.device, amp=settings.amp, out_dir=str(out_dir), resume=True,
-                       num_workers=settings.workers, **extra)
+def build_model(recipe: Recipe, encoder: str, num_classes: int, scratch: bool = False):
+    torch.manual_seed(recipe.finetune.seed)
+    weights = None if scratch else recipe.encoder_weights
+    return viptt_net(num_classes, encoder=encoder, encoder_weights=weights, init=recipe.init)
 
 
-def _model(settings: Settings, num_classes: int) -> SliceSequenceClassifier:
-    weights = settings.encoder_weights
-    return viptt_net(num_classes, encoder_weights=weights, encoder=settings.encoder)
-
-
-def run_pretraining(settings: Settings) -> Path:
-    best = Path(settings.out) / "pretrain" / "best"
-    if (Path(settings.out) / "pretrain" / "done.json").is_file():
-        return best
-    common = {"classes": UCF50_PAPER_CLASSES, "num_frames": settings.depth, "size": settings.size,
-              "seed": settings.seed}
-    train, val = ucf50(settings.ucf50, split="train", **common), ucf50(settings.ucf50, split="val", **common)
+def run_pretraining(recipe: Recipe, encoder: str, ucf50_root: str, out: Path) -> Path:
+    folder = out / "pretrain"
+    if (folder / "done.json").is_file():
+        return folder / "best"
+    video = asdict(recipe.video)
+    common = {
+        **video,
+        "classes": tuple(video["classes"]),
+        "seed": recipe.pretrain.seed,
+        "cache_dir": out / "cache" / "clips",
+    }
+    train, val = ucf50(ucf50_root, split="train", **common), ucf50(ucf50_root, split="val", **common)
     started = time.perf_counter()
-    result = pretrain(_model(settings, len(UCF50_PAPER_CLASSES)), train, val,
-                      _config(settings, best.parent, settings.pretrain_epochs, feature_cache=settings.feature_cache),
-                      class_names=UCF50_PAPER_CLASSES)
-    atomic_write_text(best.parent / "done.json", json.dumps(
-        {"seconds": time.perf_counter() - started, "best_epoch": result.best_epoch,
-         "kappa": result.evaluation.report.kappa}))
-    return best
+    config = replace(recipe.pretrain, out_dir=str(folder), resume=True)
+    result = pretrain(build_model(recipe, encoder, len(recipe.video.classes)), train, val, config)
+    atomic_write_text(
+        folder / "done.json",
+        json.dumps(
+            {
+                "seconds": time.perf_counter() - started,
+                "best_epoch": result.best_epoch,
+                "val_accuracy": result.evaluation.report.accuracy,
+            }
+        ),
+    )
+    return folder / "best"
 
 
-def run_configuration(name: str, settings: Settings, pretrained: Path | None) -> dict:
-    folder = Path(settings.out) / name.replace("+", "_").replace(" ", "_")
+def run_configuration(name: str, recipe: Recipe, encoder: str, args: argparse.Namespace, pretrained: Path | None):
+    folder = Path(args.out) / name.replace("+", "_").replace(" ", "_").replace("(", "").replace(")", "")
     done = folder / "result.json"
     if done.is_file():
         print(f"{name}: already done ({done})")
         return json.loads(done.read_text())
-    use_pt, class_weights, augment = CONFIGURATIONS[name]
-    ct = {"preprocessing": CTPreprocessing(size=(settings.depth, settings.size, settings.size)),
-          "seed": settings.seed, "cache_dir": Path(settings.out) / "cache", "workers": settings.workers}
-    train = ImageCLEFTBT(settings.scans, settings.labels_csv, "train", **ct)
-    val = ImageCLEFTBT(settings.scans, settings.labels_csv, "val", **ct)
-    start = pretrained if use_pt else _model(settings, len(TB_CLASSES))
+    use_pt, class_weights, augmented, scratch = CONFIGURATIONS[name]
+    ct = {
+        "preprocessing": recipe.preprocessing,
+        "seed": recipe.finetune.seed,
+        "exclude": args.exclude,
+        "cache_dir": Path(args.out) / "cache" / "volumes",
+        "workers": recipe.finetune.num_workers,
+    }
+    train = ImageCLEFTBT(args.scans, args.labels_csv, "train", **ct)
+    val = ImageCLEFTBT(args.scans, args.labels_csv, "val", **ct)
+    start = pretrained if use_pt else build_model(recipe, encoder, len(TB_CLASSES), scratch)
+    config = replace(
+        recipe.finetune,
+        out_dir=str(folder),
+        resume=True,
+        class_weights=class_weights,
+        augment=recipe.augment if augmented else "none",
+    )
     started = time.perf_counter()
-    model, result = finetune(start, train, val, _config(settings, folder, settings.epochs,
-                                                        class_weights=class_weights, augment=augment))
-    record = {"report": result.evaluation.report.to_dict(), "best_epoch": result.best_epoch,
-              "seconds": time.perf_counter() - started}
-    if settings.test_scans:
-        rows = predict_scans(model, [settings.test_scans], preprocessing=ct["preprocessing"],
-                             cache_dir=ct["cache_dir"], device=settings.device)
-        buffer = io.StringIO()
-        csv.writer(buffer, lineterminator="\n").writerows((row.file_id, row.label + 1) for row in rows)
-        atomic_write_text(folder / "submission.csv", buffer.getvalue())
-        record["submission"] = str(folder / "submission.csv")
+    frozen = recipe.no_pt_frozen_encoder and not use_pt and not scratch
+    model, result = finetune(start, train, val, config, freeze_encoder=frozen)
+    record = {
+        "report": result.evaluation.report.to_dict(),
+        "best_epoch": result.best_epoch,
+        "seconds": time.perf_counter() - started,
+    }
+    if args.test_scans:
+        rows = predict_scans(
+            model,
+            [args.test_scans],
+            preprocessing=replace(recipe.preprocessing, nan_policy=recipe.test_nan_policy),
+            cache_dir=ct["cache_dir"],
+            device=recipe.finetune.device,
+        )
+        record["submission"] = str(write_submission(rows, folder / "submission.csv", ids=recipe.submission_ids))
     atomic_write_text(done, json.dumps(record, indent=2))
     return record
 
 
 def main(argv: list[str] | None = None) -> str:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if "--synthetic" in argv:
+        from synthetic_table import main as synthetic_main
+
+        return synthetic_main([a for a in argv if a != "--synthetic"])
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--scans", help="ImageCLEF 2021 TBT training scans")
-    parser.add_argument("--labels-csv", help="its label CSV")
-    parser.add_argument("--test-scans", help="test scans: write a submission per configuration (Table 2)")
-    parser.add_argument("--ucf50", help="UCF50 folder")
+    parser.add_argument("--scans", required=True, help="ImageCLEF 2021 TBT training scans")
+    parser.add_argument("--labels-csv", required=True, help="their label CSV")
+    parser.add_argument("--ucf50", required=True, help="UCF50 folder")
     parser.add_argument("--out", required=True, help="results folder (resumable)")
-    parser.add_argument("--synthetic", action="store_true", help="run the protocol on embedded synthetic data")
-    parser.add_argument("--quick", action="store_true", help="with --synthetic: tiny model and data (tests)")
-    for field in ("encoder", "encoder_weights", "depth", "size", "epochs", "pretrain_epochs", "batch_size", "lr",
-                  "seed", "device", "amp", "workers"):
-        kind = type(getattr(Settings, field)) if getattr(Settings, field) is not None else str
-        parser.add_argument("--" + field.replace("_", "-"), type=kind, default=None)
-    parser.add_argument("--feature-cache", action="store_true", help="pretrain on cached features (adapter frozen)")
+    parser.add_argument("--test-scans", help="test scans: write a submission per configuration (Table 2)")
+    parser.add_argument("--exclude", help="scans to leave out before the split (the authors split 916 of 917)")
+    parser.add_argument("--recipe", choices=sorted(RECIPES), default="reproduction")
+    parser.add_argument("--synthetic", action="store_true", help="run benchmarks/synthetic_table.py instead")
+    for name, kind in OVERRIDES.items():
+        parser.add_argument("--" + name.replace("_", "-"), type=kind, default=None, help="override the recipe")
     args = parser.parse_args(argv)
-    overrides = {k: v for k, v in vars(args).items() if k in Settings.__dataclass_fields__ and v is not None}
-    if args.synthetic:
-        data = Path(args.out) / "data"
-        labels = write_tb_phantoms(data / "phantoms", 5 if args.quick else 12, (16, 32, 32) if args.quick
-                                   else (48, 96, 96), seed=0)
-        write_action_videos(data / "videos", n_per_class=3 if args.quick else 6, frames=12 if args.quick else 30,
-                            size=32 if args.quick else 64)
-        small = {"encoder": "timm:test_resnet" if args.quick else "timm:resnet18", "encoder_weights": None,
-                 "depth": 8 if args.quick else 24, "size": 32 if args.quick else 64, "epochs": 1 if args.quick else 8,
-                 "pretrain_epochs": 1 if args.quick else 4, "workers": 0}
-        overrides = {"scans": str(labels.parent), "labels_csv": str(labels), "ucf50": str(data / "videos"),
-                     **small, **overrides, "feature_cache": args.feature_cache}
-    elif not (args.scans and args.labels_csv and args.ucf50):
-        parser.error("--scans, --labels-csv and --ucf50 are required (or --synthetic)")
-    settings = Settings(**{**overrides, "out": args.out, "test_scans": args.test_scans,
-                           "feature_cache": args.feature_cache})
-    Path(settings.out).mkdir(parents=True, exist_ok=True)
-    atomic_write_text(Path(settings.out) / "settings.json", json.dumps(asdict(settings), indent=2))
-    pretrained = run_pretraining(settings)
-    records = {name: run_configuration(name, settings, pretrained) for name in CONFIGURATIONS}
-    table = format_table({name: ClassificationReport.from_dict(r["report"]) for name, r in records.items()}, TB_CLASSES,
-                         reference=None if args.synthetic else PAPER_TABLE1)
-    if args.synthetic:
-        caption = "synthetic stand-in data (not comparable to the paper)"
-    else:
-        caption = "ImageCLEF 2021 TBT; the paper's values in parentheses (its F1 column mapping is uncertain)"
-    text = f"Table 1, validation split, {caption}\n\n{table}\n"
-    if settings.test_scans:
+    recipe, encoder = apply_overrides(RECIPES[args.recipe](), args)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(
+        out / "settings.json", json.dumps({"args": vars(args), "recipe": asdict(recipe)}, indent=2, default=str)
+    )
+    pretrained = run_pretraining(recipe, encoder, args.ucf50, out)
+    records = {name: run_configuration(name, recipe, encoder, args, pretrained) for name in CONFIGURATIONS}
+    table = format_table(
+        {name: ClassificationReport.from_dict(r["report"]) for name, r in records.items()},
+        TB_CLASSES,
+        reference=PAPER_TABLE1,
+    )
+    text = (
+        f"Table 1, validation split, {recipe.name}; the paper's values in parentheses (its F1 column "
+        f"mapping is uncertain)\n\n{table}\n"
+    )
+    if args.test_scans:
         text += "\nTable 2: upload each configuration's submission.csv; the paper's test results (kappa, accuracy):\n"
         text += "\n".join(f"- {k}: {v[0]:.2f}, {v[1]:.1%}" for k, v in PAPER_TABLE2.items()) + "\n"
     text += "\nSeconds: " + ", ".join(f"{k} {r['seconds']:.0f}" for k, r in records.items()) + "\n"
-    atomic_write_text(Path(settings.out) / "table.md", text)
+    atomic_write_text(out / "table.md", text)
     print(text)
     return text
 

@@ -56,8 +56,13 @@ def main(argv: list[str] | None = None) -> dict:
     rows = [[name, f"{s * 1000:.0f}", f"{s / ours:.1f}x"] for name, s in seconds.items()]
     print(f"SIZ {shape} -> {size}, {machine()}")
     print(markdown_table(["method", "ms", "time / slicevid"], rows))
-    result = {"shape": shape, "size": size, "seconds": seconds, "machine": machine(),
-              "speedup_vs_scipy": seconds["scipy.ndimage.zoom order=1"] / ours}
+    result = {
+        "shape": shape,
+        "size": size,
+        "seconds": seconds,
+        "machine": machine(),
+        "speedup_vs_scipy": seconds["scipy.ndimage.zoom order=1"] / ours,
+    }
     save_json(args.json, result)
     return result
 

@@ -52,9 +52,7 @@ def naive_forward(model, x):
     """One slice at a time through the encoder: B * D separate calls."""
     x = model.adapter(x)
     batch, _, depth = x.shape[:3]
-    features = torch.stack([
-        torch.cat([model.encoder(x[b : b + 1, :, d]) for d in range(depth)]) for b in range(batch)
-    ])
+    features = torch.stack([torch.cat([model.encoder(x[b : b + 1, :, d]) for d in range(depth)]) for b in range(batch)])
     return model.forward_head(features)
 
 
@@ -125,40 +123,53 @@ def main(argv: list[str] | None = None) -> dict:
         def run():
             with torch.no_grad():
                 forward(x)
+
         return run
 
     model.eval()
-    timing = {"inference, slicevid": median_seconds(infer(model), args.repeat),
-              "inference, naive loop": median_seconds(infer(lambda v: naive_forward(model, v)), args.repeat)}
+    timing = {
+        "inference, slicevid": median_seconds(infer(model), args.repeat),
+        "inference, naive loop": median_seconds(infer(lambda v: naive_forward(model, v)), args.repeat),
+    }
     model.train()
     timing["train step, slicevid"] = median_seconds(lambda: train_step(model, model, x, y, optimizer), args.repeat)
     timing["train step, naive loop"] = median_seconds(
-        lambda: train_step(model, lambda v: naive_forward(model, v), x, y, optimizer), args.repeat)
+        lambda: train_step(model, lambda v: naive_forward(model, v), x, y, optimizer), args.repeat
+    )
     rows = [[name, f"{s / scans * 1000:.1f}"] for name, s in timing.items()]
     print("1. batched slices vs one slice at a time (fp32)")
     print(markdown_table(["what", "ms per scan"], rows))
-    print(f"speed-up: inference {timing['inference, naive loop'] / timing['inference, slicevid']:.2f}x, "
-          f"training {timing['train step, naive loop'] / timing['train step, slicevid']:.2f}x\n")
+    print(
+        f"speed-up: inference {timing['inference, naive loop'] / timing['inference, slicevid']:.2f}x, "
+        f"training {timing['train step, naive loop'] / timing['train step, slicevid']:.2f}x\n"
+    )
     results["batched_vs_naive_s"] = timing
 
     # 2. precision and layout (training step)
     variants: dict[str, float] = {"fp32": timing["train step, slicevid"]}
     variants["bf16 autocast"] = median_seconds(
-        lambda: train_step(model, model, x, y, optimizer, torch.bfloat16), args.repeat)
+        lambda: train_step(model, model, x, y, optimizer, torch.bfloat16), args.repeat
+    )
     model.channels_last = True
     model.encoder.to(memory_format=torch.channels_last)
     variants["bf16 + channels_last"] = median_seconds(
-        lambda: train_step(model, model, x, y, optimizer, torch.bfloat16), args.repeat)
+        lambda: train_step(model, model, x, y, optimizer, torch.bfloat16), args.repeat
+    )
     if cuda and not args.no_compile:
         compiled = torch.compile(model)
         variants["bf16 + channels_last + compile"] = median_seconds(
-            lambda: train_step(model, compiled, x, y, optimizer, torch.bfloat16), args.repeat, warmup=3)
+            lambda: train_step(model, compiled, x, y, optimizer, torch.bfloat16), args.repeat, warmup=3
+        )
     model.channels_last = False
     model.encoder.to(memory_format=torch.contiguous_format)
     fp32 = variants["fp32"]
     print("2. precision and layout, training step")
-    print(markdown_table(["variant", "ms per scan", "speed-up vs fp32"],
-                         [[k, f"{v / scans * 1000:.1f}", f"{fp32 / v:.2f}x"] for k, v in variants.items()]))
+    print(
+        markdown_table(
+            ["variant", "ms per scan", "speed-up vs fp32"],
+            [[k, f"{v / scans * 1000:.1f}", f"{fp32 / v:.2f}x"] for k, v in variants.items()],
+        )
+    )
     if not cuda:
         print("(torch.compile: CUDA only here, not measured on CPU)")
     print()
@@ -175,9 +186,15 @@ def main(argv: list[str] | None = None) -> dict:
         epoch[cached] = min(row["seconds"] for row in result.history[1:])
     ratio = epoch[False] / epoch[True]
     print("3. pretraining epoch with the frozen-encoder feature cache (epochs after the first)")
-    print(markdown_table(["path", f"seconds per epoch ({args.clips} clips)", "ms per clip"],
-                         [["uncached", f"{epoch[False]:.3f}", f"{epoch[False] / args.clips * 1000:.1f}"],
-                          ["cached", f"{epoch[True]:.4f}", f"{epoch[True] / args.clips * 1000:.2f}"]]))
+    print(
+        markdown_table(
+            ["path", f"seconds per epoch ({args.clips} clips)", "ms per clip"],
+            [
+                ["uncached", f"{epoch[False]:.3f}", f"{epoch[False] / args.clips * 1000:.1f}"],
+                ["cached", f"{epoch[True]:.4f}", f"{epoch[True] / args.clips * 1000:.2f}"],
+            ],
+        )
+    )
     print(f"speed-up: {ratio:.0f}x\n")
     results["feature_cache_epoch_s"] = {"uncached": epoch[False], "cached": epoch[True], "speedup": ratio}
 
@@ -186,18 +203,28 @@ def main(argv: list[str] | None = None) -> dict:
     for label, chunk, ckpt in (("plain", None, False), (f"chunk {args.chunk} + checkpointing", args.chunk, True)):
         model.slice_chunk, model.checkpoint_slices = chunk, ckpt
         seconds = median_seconds(lambda: train_step(model, model, x, y, optimizer), args.repeat)
-        memory[label] = {"saved_bytes": saved_activation_bytes(model, x, y),
-                         "cuda_peak_bytes": cuda_peak_bytes(lambda: train_step(model, model, x, y, optimizer)),
-                         "seconds": seconds}
+        memory[label] = {
+            "saved_bytes": saved_activation_bytes(model, x, y),
+            "cuda_peak_bytes": cuda_peak_bytes(lambda: train_step(model, model, x, y, optimizer)),
+            "seconds": seconds,
+        }
     model.slice_chunk, model.checkpoint_slices = None, False
     base, low = memory["plain"], memory[f"chunk {args.chunk} + checkpointing"]
     mib = lambda b: "n/a" if b is None else f"{b / 2**20:.0f}"  # noqa: E731
     print("4. training-step memory (fp32)")
-    print(markdown_table(["path", "activations saved for backward (MiB)", "CUDA peak (MiB)", "ms per scan"],
-                         [[k, mib(v["saved_bytes"]), mib(v["cuda_peak_bytes"]), f"{v['seconds'] / scans * 1000:.1f}"]
-                          for k, v in memory.items()]))
-    print(f"saved-activation ratio {low['saved_bytes'] / base['saved_bytes']:.3f}, "
-          f"time ratio {low['seconds'] / base['seconds']:.2f}\n")
+    print(
+        markdown_table(
+            ["path", "activations saved for backward (MiB)", "CUDA peak (MiB)", "ms per scan"],
+            [
+                [k, mib(v["saved_bytes"]), mib(v["cuda_peak_bytes"]), f"{v['seconds'] / scans * 1000:.1f}"]
+                for k, v in memory.items()
+            ],
+        )
+    )
+    print(
+        f"saved-activation ratio {low['saved_bytes'] / base['saved_bytes']:.3f}, "
+        f"time ratio {low['seconds'] / base['seconds']:.2f}\n"
+    )
     results["memory"] = memory
 
     # 5. physical limit and the reference
@@ -218,18 +245,25 @@ def main(argv: list[str] | None = None) -> dict:
     paper_size = (args.depth, args.size, args.size) == VIPTT_INPUT_SIZE
     versus = f"{REFERENCE_FINETUNE_S_PER_SCAN / best_train:.1f}x" if paper_size else "n/a (input is not 70x224x224)"
     print("5. physical limit (encoder forward, bf16 on CUDA / fp32 on CPU) and the reference")
-    rows = [["encoder GFLOPs per scan (counted)", f"{encoder_flops / 1e9:.1f}"],
-            ["encoder forward, achieved TFLOP/s", f"{achieved:.2f}"],
-            [f"{card} dense bf16 peak TFLOP/s", f"{peak:.0f}" if peak else "n/a"],
-            ["share of peak", f"{achieved / peak:.0%}" if peak else "n/a"],
-            ["best training step, s per scan", f"{best_train:.4f}"],
-            ["reference fine-tuning (P100, older card), s per scan", f"{REFERENCE_FINETUNE_S_PER_SCAN}"],
-            ["speed-up vs reference fine-tuning", versus],
-            ["cached pretraining, s per clip", f"{epoch[True] / args.clips:.5f}"],
-            ["reference pretraining (V100, older card), s per clip", f"{REFERENCE_PRETRAIN_S_PER_CLIP}"]]
+    rows = [
+        ["encoder GFLOPs per scan (counted)", f"{encoder_flops / 1e9:.1f}"],
+        ["encoder forward, achieved TFLOP/s", f"{achieved:.2f}"],
+        [f"{card} dense bf16 peak TFLOP/s", f"{peak:.0f}" if peak else "n/a"],
+        ["share of peak", f"{achieved / peak:.0%}" if peak else "n/a"],
+        ["best training step, s per scan", f"{best_train:.4f}"],
+        ["reference fine-tuning (P100, older card), s per scan", f"{REFERENCE_FINETUNE_S_PER_SCAN}"],
+        ["speed-up vs reference fine-tuning", versus],
+        ["cached pretraining, s per clip", f"{epoch[True] / args.clips:.5f}"],
+        ["reference pretraining (V100, older card), s per clip", f"{REFERENCE_PRETRAIN_S_PER_CLIP}"],
+    ]
     print(markdown_table(["quantity", "value"], rows))
-    results["limit"] = {"encoder_gflops_per_scan": encoder_flops / 1e9, "achieved_tflops": achieved,
-                        "card": card, "peak_tflops": peak, "best_train_s_per_scan": best_train}
+    results["limit"] = {
+        "encoder_gflops_per_scan": encoder_flops / 1e9,
+        "achieved_tflops": achieved,
+        "card": card,
+        "peak_tflops": peak,
+        "best_train_s_per_scan": best_train,
+    }
     save_json(args.json, results)
     return results
 

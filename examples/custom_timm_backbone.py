@@ -1,6 +1,6 @@
 """Use any timm backbone as the slice encoder, in one line, and train it briefly.
 
-    python examples/custom_timm_backbone.py
+python examples/custom_timm_backbone.py
 """
 
 import tempfile

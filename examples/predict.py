@@ -1,7 +1,7 @@
 """Predict TB types for new scans with a saved model, and write a challenge submission CSV.
 
-    python examples/predict.py                      # a throwaway model on synthetic scans
-    python examples/predict.py RUN/best SCANS/...   # your model and NIfTI files / DICOM folders
+python examples/predict.py                      # a throwaway model on synthetic scans
+python examples/predict.py RUN/best SCANS/...   # your model and NIfTI files / DICOM folders
 """
 
 import sys

@@ -26,16 +26,21 @@ with tempfile.TemporaryDirectory() as tmp:
     # and slice features are computed once (exact for a frozen adapter; see the docs).
     videos = ucf50(tmp / "videos", UCF50_PAPER_CLASSES, num_frames=DEPTH, size=SIZE)
     model = create_model("timm:resnet10t", "lstm", num_classes=len(UCF50_PAPER_CLASSES))
-    result = pretrain(model, videos, None, TrainConfig(epochs=3, batch_size=4, feature_cache=True,
-                                                       out_dir=str(tmp / "pretrain"), progress=False))
+    result = pretrain(
+        model,
+        videos,
+        None,
+        TrainConfig(epochs=3, batch_size=4, feature_cache=True, out_dir=str(tmp / "pretrain"), progress=False),
+    )
     print(f"pretrained {len(result.history)} epochs; saved to {tmp / 'pretrain' / 'best'}")
 
     # Stage 2: new 5-way head, every layer trained, class weights and the paper's rotation.
     prep = CTPreprocessing(size=(DEPTH, SIZE, SIZE))
     train = ImageCLEFTBT(labels.parent, labels, "train", preprocessing=prep, cache_dir=tmp / "cache")
     val = ImageCLEFTBT(labels.parent, labels, "val", preprocessing=prep, cache_dir=tmp / "cache")
-    config = TrainConfig(epochs=2, batch_size=2, class_weights=True, augment="paper", progress=False,
-                         out_dir=str(tmp / "finetune"))
+    config = TrainConfig(
+        epochs=2, batch_size=2, class_weights=True, augment="paper", progress=False, out_dir=str(tmp / "finetune")
+    )
     model, result = finetune(tmp / "pretrain" / "best", train, val, config, num_classes=5)
     print(result.evaluation.report.to_markdown("PT+CW+AUG (synthetic)"))
     print("run folder:", sorted(p.name for p in (tmp / "finetune").iterdir()))

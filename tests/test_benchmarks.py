@@ -10,21 +10,33 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def run(script: str, *args: str) -> str:
-    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / script), *args], capture_output=True,
-                          text=True, timeout=600, cwd=ROOT)
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / script), *args],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=ROOT,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     return done.stdout
 
 
-@pytest.mark.parametrize("script", ["throughput.py", "resample.py", "data_cache.py", "imageclef_table.py"])
+@pytest.mark.parametrize(
+    "script", ["throughput.py", "resample.py", "data_cache.py", "imageclef_table.py", "synthetic_table.py"]
+)
 def test_help(script):
     assert "usage:" in run(script, "--help")
 
 
 def test_throughput_quick(tmp_path):
     out = run("throughput.py", "--quick", "--json", str(tmp_path / "t.json"))
-    for heading in ("1. batched slices", "2. precision", "3. pretraining epoch", "4. training-step memory",
-                    "5. physical limit"):
+    for heading in (
+        "1. batched slices",
+        "2. precision",
+        "3. pretraining epoch",
+        "4. training-step memory",
+        "5. physical limit",
+    ):
         assert heading in out
     assert "| inference, naive loop |" in out and "n/a (input is not 70x224x224)" in out
     assert (tmp_path / "t.json").is_file()
@@ -35,10 +47,76 @@ def test_resample_and_cache_quick():
     assert "| cached, later epoch |" in run("data_cache.py", "--quick")
 
 
-def test_imageclef_table_synthetic_and_resume(tmp_path):
-    out = run("imageclef_table.py", "--synthetic", "--quick", "--out", str(tmp_path))
-    for method in ("No PT", "PT", "PT+CW", "PT+CW+AUG"):
+def test_imageclef_table_runs_the_reproduction_recipe_and_resumes(tmp_path):
+    from slicevid.cli import main
+
+    assert (
+        main(
+            [
+                "synth",
+                "--out",
+                str(tmp_path / "data"),
+                "--phantoms-per-class",
+                "5",
+                "--phantom-shape",
+                "8",
+                "32",
+                "32",
+                "--videos-per-class",
+                "2",
+                "--frames",
+                "6",
+                "--video-size",
+                "32",
+            ]
+        )
+        == 0
+    )
+    (tmp_path / "test").mkdir()
+    for name in ("TRN_0001.nii.gz", "TRN_0002.nii.gz"):
+        (tmp_path / "test" / name.replace("TRN", "TST")).write_bytes(
+            (tmp_path / "data" / "phantoms" / name).read_bytes()
+        )
+    args = [
+        "--scans",
+        str(tmp_path / "data" / "phantoms"),
+        "--labels-csv",
+        str(tmp_path / "data" / "phantoms" / "labels.csv"),
+        "--ucf50",
+        str(tmp_path / "data" / "videos"),
+        "--test-scans",
+        str(tmp_path / "test"),
+        "--out",
+        str(tmp_path / "run"),
+        "--encoder",
+        "timm:test_resnet",
+        "--encoder-weights",
+        "none",
+        "--depth",
+        "4",
+        "--size",
+        "32",
+        "--epochs",
+        "1",
+        "--pretrain-epochs",
+        "1",
+        "--device",
+        "cpu",
+    ]
+    out = run("imageclef_table.py", *args)
+    for method in ("No PT", "No PT (scratch)", "PT", "PT+CW", "PT+CW+AUG"):
         assert f"| {method} |" in out
-    assert (tmp_path / "settings.json").is_file() and (tmp_path / "table.md").is_file()
-    again = run("imageclef_table.py", "--synthetic", "--quick", "--out", str(tmp_path))
-    assert again.count("already done") == 4
+    assert "authors' code" in out
+    submission = (tmp_path / "run" / "PT_CW_AUG" / "submission.csv").read_text().splitlines()
+    assert submission[0].startswith("TST_0001.nii.gz,")  # the authors' submission lines
+    again = run("imageclef_table.py", *args)
+    assert again.count("already done") == 5
+
+
+def test_synthetic_table_quick(tmp_path):
+    out = run("imageclef_table.py", "--synthetic", "--quick", "--seeds", "0", "1", "--out", str(tmp_path))
+    for method in ("No PT", "PT", "PT+CW", "PT+CW+AUG"):
+        assert f"| {method} | " in out and "±" in out
+    variants = run("synthetic_table.py", "--table", "variants", "--quick", "--seeds", "0", "--out", str(tmp_path / "v"))
+    for row in ("BiGRU", "attention", "transformer", "slice_context=1", "native depth"):
+        assert row in variants

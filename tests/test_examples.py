@@ -10,8 +10,13 @@ EXAMPLES = sorted((Path(__file__).resolve().parents[1] / "examples").glob("*.py"
 
 
 def test_every_example_is_listed():
-    assert {p.name for p in EXAMPLES} >= {"custom_timm_backbone.py", "register_encoder.py", "pretrain_finetune.py",
-                                          "predict.py", "keras_weights.py"}
+    assert {p.name for p in EXAMPLES} >= {
+        "custom_timm_backbone.py",
+        "register_encoder.py",
+        "pretrain_finetune.py",
+        "predict.py",
+        "keras_weights.py",
+    }
 
 
 @pytest.mark.parametrize("script", EXAMPLES, ids=lambda p: p.name)

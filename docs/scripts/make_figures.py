@@ -1,6 +1,6 @@
 """Regenerate the documentation figures: the architecture diagram and a phantom gallery.
 
-    python docs/scripts/make_figures.py
+python docs/scripts/make_figures.py
 """
 
 import itertools

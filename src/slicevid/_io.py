@@ -1,31 +1,57 @@
 """Atomic file writes: write to a temporary file beside the target, then rename.
 
-A run killed mid-write leaves either the old file or the new one, never half of one.
+A run killed mid-write leaves either the old file or the new one, never half of one; the
+temporary file it may leave (``.<name>.<random>.slicevid-tmp<suffix>``) is recognisable by
+:data:`TEMP_GLOB` and cleaned up by the next run in that folder. Written files get the
+permissions the process's umask gives new files (``tempfile`` alone would make them 0600).
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+TEMP_MARKER = ".slicevid-tmp"
+TEMP_GLOB = f".*{TEMP_MARKER}*"
+
+
+@functools.cache
+def _file_mode() -> int:
+    """``0o666`` less the umask, read without changing it where the OS allows."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return 0o666 & ~int(line.split()[1], 8)
+    except OSError:
+        pass
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return 0o666 & ~umask
+
 
 @contextlib.contextmanager
 def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path; on success it is fsynced and renamed onto ``target``."""
+    """Yield a temporary path; on success it is fsynced and renamed onto ``target``.
+
+    Raises:
+        OSError: the folder cannot be written (a full disk, no permission); ``target`` is untouched.
+    """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     # Keep the target's suffixes so writers that pick a format by extension still work.
-    suffix = ".tmp" + "".join(target.suffixes)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.stem}.", suffix=suffix)
+    suffix = TEMP_MARKER + "".join(target.suffixes)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=suffix)
     os.close(fd)
     tmp_path = Path(tmp)
     try:
         yield tmp_path
         with open(tmp_path, "rb+") as handle:
             os.fsync(handle.fileno())
+        os.chmod(tmp_path, _file_mode())
         os.replace(tmp_path, target)
     finally:
         tmp_path.unlink(missing_ok=True)
