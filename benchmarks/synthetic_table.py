@@ -10,6 +10,9 @@ as kappa mean +- standard deviation:
   varies between 24 and 40 slices: the LSTM baseline, a bidirectional GRU, gated attention,
   a transformer, 2.5D slice context, and native depth instead of SIZ to 16 slices; each row
   also gives the seconds per training epoch.
+* ``--table ablation``: what makes the demo's recipe learn. No PT on the demo's balanced
+  phantoms, with one ingredient taken out per row (the feature LayerNorm, precise BatchNorm,
+  AdamW) or the first demo's ResNet-18 encoder put back.
 
 Phantoms are 32-40 x 64 x 64, inputs 16 x 48 x 48 (variants: native depth keeps each scan's
 24-40 slices). Everything is synthetic stand-in data: it says which options learn this task,
@@ -26,7 +29,7 @@ import argparse
 import json
 import statistics
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from _timing import machine, markdown_table
@@ -65,6 +68,15 @@ VARIANTS = {
     "transformer": Variant("transformer", ()),
     "LSTM, slice_context=1": Variant(slice_context=1),
     "LSTM, native depth": Variant(native_depth=True),
+}
+
+
+ABLATIONS = {  # name: (DemoSettings changes, create_model changes)
+    "demo recipe": ({}, {}),
+    "without the feature LayerNorm": ({}, {"feature_norm": "none"}),
+    "without precise BatchNorm": ({"precise_bn": 0}, {}),
+    "SGD (lr 0.01, momentum 0.9) for AdamW": ({"optimizer": "sgd", "lr": 0.01}, {}),
+    "ResNet-18 encoder (the first demo's)": ({}, {"encoder": "timm:resnet18", "encoder_kwargs": {}}),
 }
 
 
@@ -120,7 +132,7 @@ def run_paper_rows(seed: int, settings: DemoSettings, out: Path, total: int) -> 
     records = {}
     for name, (use_pt, class_weights, augment) in PAPER_ROWS.items():
         config = settings.train_config(settings.finetune_epochs, out / name.replace("+", "_").replace(" ", "_"), False)
-        config.class_weights, config.augment = class_weights, augment
+        config = replace(config, class_weights=class_weights, augment=augment)
         start = out / "pretrained" if use_pt else settings.model(len(TB_CLASSES))
         _, result = finetune(start, train, val, config)
         records[name] = _record(result)
@@ -158,6 +170,38 @@ def run_variant_rows(seed: int, settings: DemoSettings, out: Path, total: int) -
     return records
 
 
+def run_ablation_rows(seed: int, settings: DemoSettings, out: Path, total: int) -> dict[str, dict]:
+    labels = write_tb_phantoms(
+        out / "data" / "phantoms", max(1, total // len(TB_CLASSES)), settings.phantom_shape, seed
+    )
+    train, val = ct_splits(labels, settings, CTPreprocessing(size=settings.volume_size), out / "cache")
+    records = {}
+    for name, (setting_changes, model_changes) in ABLATIONS.items():
+        import torch
+
+        row_settings = settings.replace(**setting_changes)
+        torch.manual_seed(seed)
+        model_kwargs = {
+            "encoder": settings.encoder,
+            "encoder_kwargs": {"widths": settings.widths},
+            "feature_norm": "layernorm",
+            **model_changes,
+        }
+        model = create_model(
+            aggregator=settings.aggregator,
+            num_classes=len(TB_CLASSES),
+            head_hidden=settings.head_hidden,
+            aggregator_kwargs={"hidden_size": settings.hidden_size},
+            **model_kwargs,
+        )
+        config = row_settings.train_config(settings.finetune_epochs, out / name.split(" (")[0].replace(" ", "_"), False)
+        if setting_changes.get("optimizer") == "sgd":
+            config = replace(config, momentum=0.9)
+        _, result = finetune(model, train, val, config)
+        records[name] = _record(result)
+    return records
+
+
 def _record(result) -> dict:
     seconds = [row["seconds"] for row in result.history]
     return {
@@ -189,10 +233,17 @@ def summarize(per_seed: dict[int, dict[str, dict]], rows: list[str], with_time: 
     return markdown_table(header + (["s / epoch"] if with_time else []), table)
 
 
+TABLES = {
+    "paper": (run_paper_rows, PAPER_ROWS),
+    "variants": (run_variant_rows, VARIANTS),
+    "ablation": (run_ablation_rows, ABLATIONS),
+}
+
+
 def main(argv: list[str] | None = None) -> str:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", required=True, help="results folder")
-    parser.add_argument("--table", choices=["paper", "variants"], default="paper")
+    parser.add_argument("--table", choices=sorted(TABLES), default="paper")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--scans", type=int, default=SCANS, help="phantoms, in the challenge's proportions")
     parser.add_argument("--quick", action="store_true", help="tiny data and one epoch (tests)")
@@ -206,8 +257,7 @@ def main(argv: list[str] | None = None) -> str:
         if args.quick:
             settings = DemoSettings.quick().replace(seed=seed, phantom_shape=(12, 32, 32))
             total = 25
-        run = run_paper_rows if args.table == "paper" else run_variant_rows
-        per_seed[seed] = run(seed, settings, out / f"seed{seed}", total)
+        per_seed[seed] = TABLES[args.table][0](seed, settings, out / f"seed{seed}", total)
         print(
             f"seed {seed}: " + ", ".join(f"{k} {v['kappa']:.2f}" for k, v in per_seed[seed].items() if "kappa" in v),
             flush=True,

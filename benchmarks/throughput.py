@@ -9,7 +9,10 @@ Sections (each prints a table; ``--json`` saves everything):
 4. memory of a training step with and without slice chunking + activation checkpointing
    (CUDA: peak allocated; everywhere: bytes of activations saved for backward);
 5. the physical limit: FLOPs per scan, counted from the model, over the measured time, beside
-   the card's dense bf16 peak; and the per-scan training speed against the reference's.
+   the card's dense bf16 peak; and the per-scan training speed against the reference's;
+6. what the slice-sequence options cost against the LSTM baseline (training step time and
+   activations saved for backward): BiGRU, attention, transformer, 2.5D slice context, and a
+   padded batch of two depths (padding is never encoded).
 
     python benchmarks/throughput.py                 # full size: (2, 1, 70, 224, 224), for a GPU
     python benchmarks/throughput.py --quick         # tiny sizes on CPU (smoke test)
@@ -64,7 +67,7 @@ def train_step(model, forward, x, y, optimizer, autocast_dtype=None):
     optimizer.zero_grad(set_to_none=True)
 
 
-def saved_activation_bytes(model, x, y) -> int:
+def saved_activation_bytes(model, x, y, lengths=None) -> int:
     """Bytes of distinct tensors autograd keeps for backward (parameters excluded)."""
     params = {p.data_ptr() for p in model.parameters()}
     seen: dict[int, int] = {}
@@ -76,7 +79,7 @@ def saved_activation_bytes(model, x, y) -> int:
         return tensor
 
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        loss = torch.nn.functional.cross_entropy(model(x), y)
+        loss = torch.nn.functional.cross_entropy(model(x, lengths), y)
     loss.backward()
     model.zero_grad(set_to_none=True)
     return sum(seen.values())
@@ -150,8 +153,7 @@ def main(argv: list[str] | None = None) -> dict:
     variants["bf16 autocast"] = median_seconds(
         lambda: train_step(model, model, x, y, optimizer, torch.bfloat16), args.repeat
     )
-    model.channels_last = True
-    model.encoder.to(memory_format=torch.channels_last)
+    model.set_slice_execution(channels_last=True)
     variants["bf16 + channels_last"] = median_seconds(
         lambda: train_step(model, model, x, y, optimizer, torch.bfloat16), args.repeat
     )
@@ -160,8 +162,7 @@ def main(argv: list[str] | None = None) -> dict:
         variants["bf16 + channels_last + compile"] = median_seconds(
             lambda: train_step(model, compiled, x, y, optimizer, torch.bfloat16), args.repeat, warmup=3
         )
-    model.channels_last = False
-    model.encoder.to(memory_format=torch.contiguous_format)
+    model.set_slice_execution(channels_last=False)
     fp32 = variants["fp32"]
     print("2. precision and layout, training step")
     print(
@@ -201,14 +202,14 @@ def main(argv: list[str] | None = None) -> dict:
     # 4. memory: plain vs chunked + checkpointed
     memory = {}
     for label, chunk, ckpt in (("plain", None, False), (f"chunk {args.chunk} + checkpointing", args.chunk, True)):
-        model.slice_chunk, model.checkpoint_slices = chunk, ckpt
+        model.set_slice_execution(chunk=chunk, checkpoint=ckpt)
         seconds = median_seconds(lambda: train_step(model, model, x, y, optimizer), args.repeat)
         memory[label] = {
             "saved_bytes": saved_activation_bytes(model, x, y),
             "cuda_peak_bytes": cuda_peak_bytes(lambda: train_step(model, model, x, y, optimizer)),
             "seconds": seconds,
         }
-    model.slice_chunk, model.checkpoint_slices = None, False
+    model.set_slice_execution()
     base, low = memory["plain"], memory[f"chunk {args.chunk} + checkpointing"]
     mib = lambda b: "n/a" if b is None else f"{b / 2**20:.0f}"  # noqa: E731
     print("4. training-step memory (fp32)")
@@ -264,8 +265,58 @@ def main(argv: list[str] | None = None) -> dict:
         "peak_tflops": peak,
         "best_train_s_per_scan": best_train,
     }
+    results["options"] = option_costs(x, y, args.repeat)
     save_json(args.json, results)
     return results
+
+
+OPTIONS = {
+    "LSTM (the preset)": {},
+    "BiGRU": {"aggregator": "gru", "aggregator_kwargs": {"hidden_size": 256, "bidirectional": True}},
+    "attention": {"aggregator": "attention", "aggregator_kwargs": {}},
+    "transformer": {"aggregator": "transformer", "aggregator_kwargs": {}},
+    "slice_context=1 (adapter none)": {"slice_context": 1, "adapter": "none"},
+}
+
+
+def option_costs(x: torch.Tensor, y: torch.Tensor, repeat: int) -> dict:
+    """Section 6: training-step time and saved activations of each option, relative to the LSTM preset."""
+    costs = {}
+    for name, overrides in OPTIONS.items():
+        torch.manual_seed(0)
+        model = viptt_net(**overrides).to(x.device)
+        optimizer = torch.optim.SGD(model.parameters(), lr=1e-3)
+        costs[name] = {
+            "seconds": median_seconds(lambda m=model, o=optimizer: train_step(m, m, x, y, o), repeat),
+            "saved_bytes": saved_activation_bytes(model, x, y),
+        }
+    half = x.shape[2] // 2
+    lengths = torch.tensor([x.shape[2]] + [half] * (x.shape[0] - 1), device=x.device)
+    model = viptt_net().to(x.device)
+    optimizer = torch.optim.SGD(model.parameters(), lr=1e-3)
+    padded = lambda v: model(v, lengths)  # noqa: E731
+    costs[f"LSTM, padded batch (depths {x.shape[2]} and {half})"] = {
+        "seconds": median_seconds(lambda: train_step(model, padded, x, y, optimizer), repeat),
+        "saved_bytes": saved_activation_bytes(model, x, y, lengths),
+    }
+    base = costs["LSTM (the preset)"]
+    print("6. slice-sequence options against the LSTM preset (training step, fp32)")
+    print(
+        markdown_table(
+            ["option", "ms per scan", "time / LSTM", "activations saved (MiB)", "memory / LSTM"],
+            [
+                [
+                    k,
+                    f"{v['seconds'] / x.shape[0] * 1000:.1f}",
+                    f"{v['seconds'] / base['seconds']:.2f}x",
+                    f"{v['saved_bytes'] / 2**20:.0f}",
+                    f"{v['saved_bytes'] / base['saved_bytes']:.2f}x",
+                ]
+                for k, v in costs.items()
+            ],
+        )
+    )
+    return costs
 
 
 if __name__ == "__main__":

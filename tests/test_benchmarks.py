@@ -39,6 +39,7 @@ def test_throughput_quick(tmp_path):
     ):
         assert heading in out
     assert "| inference, naive loop |" in out and "n/a (input is not 70x224x224)" in out
+    assert "| transformer |" in out and "padded batch" in out
     assert (tmp_path / "t.json").is_file()
 
 

@@ -190,3 +190,11 @@ def test_keras_imagenet_from_the_keras_cache(tmp_path, monkeypatch):
     encoder = create_encoder("vgg16", weights="keras-imagenet")
     expected = weights["time_distributed_1/block5_conv3/kernel:0"].transpose(3, 2, 0, 1)
     assert np.array_equal(encoder.features[28].weight.detach().numpy(), expected)
+
+
+def test_converted_checkpoint_knows_what_the_authors_trained_it_on(tmp_path):
+    from slicevid.data import TB_CLASSES
+
+    model = load_keras_h5(write_h5(tmp_path / "m.h5", keras_weights()))
+    assert model.config.class_names == TB_CLASSES and model.config.input_size == (70, 224, 224)
+    assert model.config.preprocessing.rotate90 and model.config.preprocessing.zoom_mode == "constant"

@@ -137,3 +137,22 @@ def test_precise_bn_recomputes_statistics_over_the_training_data():
         probe.train()(data.tensors[0])
     assert torch.allclose(first_bn.running_mean, probe.encoder.features[1].running_mean, atol=1e-5)
     assert torch.allclose(first_bn.running_var, probe.encoder.features[1].running_var, atol=1e-5)
+
+
+def test_reproduction_recipe_follows_the_authors_code():
+    from slicevid.recipes import slicevid_recipe, viptt_reproduction
+
+    recipe = viptt_reproduction()
+    assert (recipe.encoder_weights, recipe.init, recipe.augment, recipe.submission_ids) == (
+        "keras-imagenet",
+        "keras",
+        "notebook",
+        "filename",
+    )
+    assert recipe.preprocessing.rotate90 and recipe.preprocessing.zoom_mode == "constant"
+    assert recipe.video.value_range == (0.0, 255.0) and recipe.video.split_by == "keras"
+    assert (recipe.pretrain.batch_size, recipe.finetune.batch_size) == (1, 2)
+    assert recipe.finetune.amp == "off" and recipe.finetune.class_weight_mode == "keras"
+    assert recipe.no_pt_frozen_encoder and recipe.test_nan_policy == "replace"
+    ours = slicevid_recipe()
+    assert not ours.preprocessing.rotate90 and ours.encoder_weights == "imagenet"

@@ -296,3 +296,24 @@ def test_train_config_files(tmp_path):
         TrainConfig.load(tmp_path / "bad.yaml")
     with pytest.raises(ValueError, match="augment"):
         TrainConfig(augment="flip")
+
+
+def test_finetune_seeds_the_new_head(tmp_path):
+    """Two fine-tunes from one pretrained folder, in one process, end with the same weights."""
+    video = plain_model(classes=10)
+    video.save_pretrained(tmp_path / "pt")
+    states = []
+    for _ in range(2):
+        torch.rand(7)  # whatever ran before must not matter
+        model, _ = finetune(tmp_path / "pt", toy_data(classes=5, n=10), None, TrainConfig(epochs=1, **QUIET))
+        states.append(model.state_dict())
+    for key in states[0]:
+        assert torch.equal(states[0][key], states[1][key]), key
+
+
+def test_resume_from_a_truncated_checkpoint_is_one_clear_error(tmp_path):
+    fit(plain_model(), toy_data(), None, TrainConfig(epochs=1, out_dir=str(tmp_path), **QUIET))
+    checkpoint = tmp_path / "last.safetensors"
+    checkpoint.write_bytes(checkpoint.read_bytes()[:64])
+    with pytest.raises(ValueError, match=r"last\.safetensors: not a readable slicevid checkpoint"):
+        fit(plain_model(), toy_data(), None, TrainConfig(epochs=2, out_dir=str(tmp_path), resume=True, **QUIET))

@@ -6,10 +6,12 @@ and a small head classifies. See :func:`slicevid.presets.viptt_net` for the pape
 
 from .errors import DataError, TrainingDivergedError, WeightsNotFoundError
 from .model import SliceSequenceClassifier, create_model
+from .model_config import ModelConfig
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 __all__ = [
     "DataError",
+    "ModelConfig",
     "SliceSequenceClassifier",
     "TrainingDivergedError",
     "WeightsNotFoundError",

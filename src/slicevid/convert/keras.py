@@ -14,6 +14,8 @@ their weight names and shapes:
   one reads the hidden layer and sets the number of classes.
 
 Keras inputs are channels-last ``(B, D, H, W, 1)``; the converted model takes ``(B, 1, D, H, W)``.
+The converted model's config records what the authors trained it on (class names, 70 x 224 x 224
+inputs, their CT preprocessing or raw 0-255 video frames), so ``slicevid predict`` can use it as is.
 """
 
 from __future__ import annotations
@@ -186,4 +188,18 @@ def load_keras_h5(path: str | os.PathLike) -> SliceSequenceClassifier:
     )
     tensors = {k: torch.from_numpy(np.ascontiguousarray(v, dtype=np.float32)) for k, v in state.items()}
     model.load_state_dict(tensors, strict=True)
+    model.config = model.config.replace(**_authors_inputs(model.num_classes))
     return model
+
+
+def _authors_inputs(num_classes: int) -> dict:
+    """What the authors' two checkpoints were trained on: class names, input size, range, preprocessing."""
+    from ..data import TB_CLASSES, UCF50_PAPER_CLASSES
+    from ..recipes import viptt_reproduction
+
+    if num_classes == len(TB_CLASSES):  # ViPTT-Net-CLEF-TBT.h5
+        preprocessing = viptt_reproduction().preprocessing
+        return {"class_names": TB_CLASSES, "input_size": preprocessing.size, "preprocessing": preprocessing}
+    if num_classes == len(UCF50_PAPER_CLASSES):  # ViPTT-Net-UCF50.h5: raw 0-255 frames
+        return {"class_names": UCF50_PAPER_CLASSES, "input_size": (70, 224, 224), "input_range": (0.0, 255.0)}
+    return {}

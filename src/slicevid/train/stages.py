@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 
+import torch
 from torch.utils.data import Dataset
 
 from ..model import SliceSequenceClassifier
@@ -64,11 +65,13 @@ def finetune(
     Returns:
         The fine-tuned model (with its best weights) and the fit result.
     """
+    config = config or TrainConfig()
     if not isinstance(model, SliceSequenceClassifier):
         model = SliceSequenceClassifier.from_pretrained(model)
     if model.num_classes != num_classes:
+        torch.manual_seed(config.seed)  # the new head's initialisation follows the seed too
         model.reset_head(num_classes, class_names_for(num_classes, train_data, class_names))
     model.unfreeze_encoder()
     if freeze_encoder:
         model.freeze_encoder()
-    return model, fit(model, train_data, val_data, config or TrainConfig(), class_names=class_names)
+    return model, fit(model, train_data, val_data, config, class_names=class_names)
