@@ -36,6 +36,7 @@ def test_throughput_quick(tmp_path):
         "3. pretraining epoch",
         "4. training-step memory",
         "5. physical limit",
+        "6. slice-sequence options",
     ):
         assert heading in out
     assert "| inference, naive loop |" in out and "n/a (input is not 70x224x224)" in out
