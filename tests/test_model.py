@@ -261,7 +261,7 @@ def test_names_are_suggested_or_matched():
 
 
 def test_slice_context_stacks_neighbours_with_replicated_edges():
-    from slicevid.model import stack_slice_context
+    from slicevid.inputs import stack_slice_context
 
     x = torch.arange(5.0).view(1, 1, 5, 1, 1).expand(2, 1, 5, 1, 1).clone()
     stacked = stack_slice_context(x, 1, torch.tensor([5, 3]))

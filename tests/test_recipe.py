@@ -12,7 +12,7 @@ from slicevid import create_model
 from slicevid.presets import viptt_net
 from slicevid.train import Evaluation, TrainConfig, fit
 from slicevid.train.losses import class_weighted_cross_entropy
-from slicevid.train.plateau import PlateauLR
+from slicevid.train.optim import PlateauLR
 
 PAPER_WEIGHTS = torch.tensor([0.437, 0.813, 1.807, 1.830, 2.614])
 
@@ -118,7 +118,7 @@ def test_keras_initialisation():
     ("name", "kind"), [("sgd", torch.optim.SGD), ("adam", torch.optim.Adam), ("adamw", torch.optim.AdamW)]
 )
 def test_optimizers(name, kind):
-    from slicevid.train.engine import make_optimizer
+    from slicevid.train.optim import make_optimizer
 
     assert type(make_optimizer(TrainConfig(optimizer=name), [nn.Parameter(torch.zeros(1))])) is kind
 

@@ -5,7 +5,7 @@ import torch
 from slicevid import DataError
 from slicevid.data import UCF50_PAPER_CLASSES, ucf50, ucf101
 from slicevid.data.synthetic import write_action_videos, write_video
-from slicevid.data.video import video_group
+from slicevid.data.ucf import video_group
 
 CLASSES = ("Billiards", "JumpRope", "Rowing")
 

@@ -27,6 +27,15 @@ from .errors import WeightsNotFoundError
 from .weights import NAMED_WEIGHTS, adapt_first_conv, load_into, resolve_encoder_weights
 
 TIMM_PREFIX = "timm:"
+# Messages of the errors a backbone raises when slices are too small or the wrong size for it.
+_SIZE_ERRORS = (
+    "Kernel size can't be greater",
+    "doesn't match model",
+    "Input height",
+    "Input width",
+    "output size is too small",
+    "Expected size",
+)
 _ENCODERS: Registry[nn.Module] = Registry("encoder")
 
 # VGG-16 configuration "D": conv widths, "M" = 2x2 max-pool ending each block.
@@ -229,3 +238,15 @@ def compact_cnn(weights: str | None = None, in_chans: int = 3, widths: Sequence[
     if weights is not None:
         raise WeightsNotFoundError(f"compact_cnn has no {weights!r} weights; pass a file path or None")
     return CompactCNN(in_chans, widths)
+
+
+def size_error(encoder: nn.Module, name: str | None, slices: Tensor, error: Exception) -> Exception:
+    """A ``ValueError`` saying what input size ``encoder`` needs, when ``error`` is about the slice size.
+
+    Any other error is returned unchanged (for the caller to raise).
+    """
+    if not any(text in str(error) for text in _SIZE_ERRORS):
+        return error
+    hint = encoder.input_size_hint() if hasattr(encoder, "input_size_hint") else "use larger slices or another encoder"
+    label = name or type(encoder).__name__
+    return ValueError(f"Encoder {label!r} cannot take {slices.shape[-2]}x{slices.shape[-1]} slices: {hint}. ({error})")

@@ -13,7 +13,6 @@ logits equal those of the volume run alone.
 
 from __future__ import annotations
 
-import json
 import os
 import warnings
 from collections import OrderedDict
@@ -24,62 +23,13 @@ import torch
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
-from ._io import atomic_write, atomic_write_text
 from .aggregators import canonical_aggregator_name, create_aggregator, takes_lengths
-from .encoders import canonical_encoder_name, create_encoder
+from .encoders import canonical_encoder_name, create_encoder, size_error
+from .explain import slice_importance
+from .inputs import make_adapter, stack_slice_context, validate_batch
 from .model_config import ModelConfig
-from .weights import load_into, read_state_dict
-
-CONFIG_NAME = "config.json"
-WEIGHTS_NAME = "model.safetensors"
-# Messages of the errors a backbone raises when slices are too small or the wrong size for it.
-_SIZE_ERRORS = (
-    "Kernel size can't be greater",
-    "doesn't match model",
-    "Input height",
-    "Input width",
-    "output size is too small",
-    "Expected size",
-)
-
-
-class RepeatChannels(nn.Module):
-    """Tile a single channel to ``channels`` copies (a pseudo-RGB image)."""
-
-    def __init__(self, channels: int = 3) -> None:
-        super().__init__()
-        self.channels = channels
-
-    def forward(self, x: Tensor) -> Tensor:
-        return x.expand(-1, self.channels, *x.shape[2:])
-
-
-def _make_adapter(kind: str, channels: int) -> nn.Module:
-    if kind == "conv":  # the paper's learnable 1x1x1 convolution with bias
-        return nn.Conv3d(channels, 3, kernel_size=1, bias=True)
-    if kind == "repeat":
-        if channels != 1:
-            raise ValueError(f"adapter='repeat' needs one input channel per slice, got {channels}")
-        return RepeatChannels(3)
-    return nn.Identity()
-
-
-def stack_slice_context(x: Tensor, context: int, lengths: Tensor | None = None) -> Tensor:
-    """``(B, C, D, H, W)`` -> ``(B, C * (2k + 1), D, H, W)``: each slice with ``k`` neighbours per side.
-
-    Neighbours beyond a volume's first or last real slice repeat that edge slice, so padding
-    never leaks in. Channels are ordered by input channel, then by offset ``-k .. k``.
-    """
-    if context == 0:
-        return x
-    batch, channels, depth = x.shape[:3]
-    offsets = torch.arange(-context, context + 1, device=x.device)
-    last = (lengths.to(x.device) - 1) if lengths is not None else torch.full((batch,), depth - 1, device=x.device)
-    index = torch.arange(depth, device=x.device)[None, :, None] + offsets[None, None, :]  # (1, D, 2k+1)
-    index = torch.minimum(index.clamp(min=0), last[:, None, None]).reshape(batch, -1)  # (B, D * (2k+1))
-    gathered = x[torch.arange(batch, device=x.device)[:, None], :, index]  # (B, D*(2k+1), C, H, W)
-    gathered = gathered.reshape(batch, depth, 2 * context + 1, channels, *x.shape[3:])
-    return gathered.permute(0, 3, 2, 1, 4, 5).reshape(batch, channels * (2 * context + 1), depth, *x.shape[3:])
+from .pretrained import read_model_config, read_pretrained_weights, write_pretrained
+from .weights import load_into
 
 
 class SliceSequenceClassifier(nn.Module):
@@ -146,7 +96,7 @@ class SliceSequenceClassifier(nn.Module):
             class_names=tuple(class_names or ()),
         )
         self.config = config
-        self.adapter = _make_adapter(config.adapter, config.slice_channels)
+        self.adapter = make_adapter(config.adapter, config.slice_channels)
         encoder_channels = config.slice_channels if config.adapter == "none" else 3
         self.encoder = create_encoder(
             config.encoder or encoder, weights=encoder_weights, in_chans=encoder_channels, **config.encoder_kwargs
@@ -220,27 +170,7 @@ class SliceSequenceClassifier(nn.Module):
             ValueError: wrong type, shape, channel count, dtype, an empty batch or depth, or
                 lengths that do not fit the batch.
         """
-        expected = f"a float tensor of shape (B, C={self.config.in_channels}, D, H, W)"
-        if not isinstance(x, Tensor):
-            raise ValueError(f"Expected {expected}, got {type(x).__name__}")
-        if x.ndim != 5:
-            hint = " (add a batch dimension with x[None])" if x.ndim == 4 else ""
-            raise ValueError(f"Expected {expected}, got shape {tuple(x.shape)}{hint}")
-        if x.shape[1] != self.config.in_channels:
-            raise ValueError(f"Expected {expected}, got {x.shape[1]} channels in shape {tuple(x.shape)}")
-        if not x.is_floating_point():
-            raise ValueError(f"Expected {expected}, got dtype {x.dtype}; scale intensities to [0, 1] floats")
-        if 0 in x.shape:
-            raise ValueError(f"Expected {expected} with at least one sample and one slice, got shape {tuple(x.shape)}")
-        weight = next(self.parameters())
-        if x.dtype != weight.dtype:
-            x = x.to(weight.dtype)
-        if lengths is not None:
-            lengths = torch.as_tensor(lengths, device=x.device)
-            if lengths.shape != (x.shape[0],) or lengths.is_floating_point():
-                raise ValueError(f"lengths must be {x.shape[0]} integers, one per sample; got {tuple(lengths.shape)}")
-            if int(lengths.min()) < 1 or int(lengths.max()) > x.shape[2]:
-                raise ValueError(f"lengths must lie in 1..{x.shape[2]} (the padded depth), got {lengths.tolist()}")
+        x, lengths = validate_batch(x, lengths, self.config.in_channels, next(self.parameters()).dtype)
         self._warn_if_unscaled(x if lengths is None else x[:, :, : int(lengths.min())])
         return x, lengths
 
@@ -293,17 +223,7 @@ class SliceSequenceClassifier(nn.Module):
                 return checkpoint(self.encoder, chunk, use_reentrant=False)
             return self.encoder(chunk)
         except (RuntimeError, AssertionError) as err:
-            if not any(text in str(err) for text in _SIZE_ERRORS):
-                raise
-            name = self.config.encoder or type(self.encoder).__name__
-            hint = (
-                self.encoder.input_size_hint()
-                if hasattr(self.encoder, "input_size_hint")
-                else "use larger slices or another encoder"
-            )
-            raise ValueError(
-                f"Encoder {name!r} cannot take {chunk.shape[-2]}x{chunk.shape[-1]} slices: {hint}. ({err})"
-            ) from None
+            raise size_error(self.encoder, self.config.encoder, chunk, err) from None
 
     def forward_head(self, features: Tensor, lengths: Tensor | None = None) -> Tensor:
         """Logits ``(B, num_classes)`` from slice features ``(B, D, F)``."""
@@ -349,27 +269,9 @@ class SliceSequenceClassifier(nn.Module):
             with torch.no_grad():
                 x, lengths = self.check_input(x, lengths)
                 features = self._features(x, lengths)
-            if hasattr(self.aggregator, "slice_weights"):
-                with torch.no_grad():
-                    importance = self.aggregator.slice_weights(self.feature_norm(features), lengths).float()
-            else:
-                importance = self._gradient_times_input(features, lengths)
+            return slice_importance(self, features, lengths)
         finally:
             self.train(was_training)
-        if lengths is not None:
-            importance = importance * (
-                torch.arange(importance.shape[1], device=importance.device)[None, :]
-                < lengths.to(importance.device)[:, None]
-            )
-        return importance / importance.sum(dim=1, keepdim=True).clamp_min(1e-12)
-
-    def _gradient_times_input(self, features: Tensor, lengths: Tensor | None) -> Tensor:
-        features = features.detach().requires_grad_(True)
-        with torch.enable_grad():
-            logits = self.forward_head(features, lengths)
-            score = logits.gather(1, logits.argmax(dim=1, keepdim=True)).sum()
-            (gradient,) = torch.autograd.grad(score, features)
-        return (gradient * features).sum(dim=-1).abs().detach().float()
 
     # ------------------------------------------------------------------ freezing
     def freeze_encoder(self, *, include_adapter: bool = False) -> SliceSequenceClassifier:
@@ -422,19 +324,13 @@ class SliceSequenceClassifier(nn.Module):
     # ------------------------------------------------------------------ persistence
     def save_pretrained(self, directory: str | os.PathLike) -> Path:
         """Write ``config.json`` (the :class:`ModelConfig`) and ``model.safetensors`` atomically."""
-        from safetensors.torch import save_file
-
         missing = [k for k in ("encoder", "aggregator") if getattr(self.config, k) is None]
         if missing:
             raise ValueError(
                 f"Cannot save a model built from module instances ({', '.join(missing)}): "
                 "register them with register_encoder / register_aggregator and build by name."
             )
-        directory = Path(directory)
-        state = {k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()}
-        atomic_write(directory / WEIGHTS_NAME, lambda tmp: save_file(state, str(tmp), metadata={"format": "pt"}))
-        atomic_write_text(directory / CONFIG_NAME, self.config.to_json())
-        return directory
+        return write_pretrained(directory, self.config, self.state_dict())
 
     @classmethod
     def from_pretrained(cls, directory: str | os.PathLike, **overrides: Any) -> SliceSequenceClassifier:
@@ -449,23 +345,9 @@ class SliceSequenceClassifier(nn.Module):
         if overrides:
             config = config.replace(**overrides)
         model = cls.from_config(config)
-        weights = Path(directory) / WEIGHTS_NAME
-        load_into(model, read_state_dict(weights), source=str(weights))
+        state, source = read_pretrained_weights(directory)
+        load_into(model, state, source=source)
         return model
-
-
-def read_model_config(directory: str | os.PathLike) -> ModelConfig:
-    """The :class:`ModelConfig` of a folder written by ``save_pretrained`` (checked, not loaded)."""
-    directory = Path(directory)
-    config_path, weights_path = directory / CONFIG_NAME, directory / WEIGHTS_NAME
-    for path in (config_path, weights_path):
-        if not path.is_file():
-            raise FileNotFoundError(f"{path} not found: expected a folder written by save_pretrained()")
-    try:
-        values = json.loads(config_path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ValueError(f"{config_path}: not valid JSON ({err})") from err
-    return ModelConfig.from_dict(values, source=str(config_path))
 
 
 def create_model(

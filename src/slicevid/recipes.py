@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 from .data.preprocess import CTPreprocessing
-from .data.video import UCF50_PAPER_CLASSES
+from .data.ucf import UCF50_PAPER_CLASSES
 from .train.config import TrainConfig
 
 

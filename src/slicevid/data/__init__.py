@@ -5,7 +5,8 @@ from .cache import VolumeCache
 from .ct import hu_window, load_ct
 from .imageclef import TB_CLASSES, ImageCLEFTBT, read_label_csv
 from .preprocess import CTPreprocessing
-from .video import UCF50_PAPER_CLASSES, VideoClipDataset, ucf50, ucf101
+from .ucf import UCF50_PAPER_CLASSES, ucf50, ucf101
+from .video import VideoClipDataset
 from .volumes import CTVolumeDataset
 
 __all__ = [

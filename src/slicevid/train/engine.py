@@ -9,8 +9,6 @@ reaches the same weights as an uninterrupted one.
 from __future__ import annotations
 
 import contextlib
-import csv
-import io
 import math
 import time
 import warnings
@@ -18,50 +16,29 @@ from pathlib import Path
 
 import torch
 from torch import nn
-from torch.nn.modules.batchnorm import _BatchNorm
 from torch.utils.data import DataLoader, Dataset
-from torch.utils.data.distributed import DistributedSampler
 
-from .._io import atomic_write_text
 from ..augment import make_augmentation
-from ..data.batching import LengthBucketSampler, feature_collate, pad_collate, sample_depths
 from ..devices import autocast, autocast_dtype_for, resolve_device
 from ..errors import DataError, TrainingDivergedError
 from ..metrics import balanced_class_weights
 from ..model import SliceSequenceClassifier
 from .checkpoint import LAST_CHECKPOINT, load_checkpoint, save_checkpoint
 from .config import TrainConfig
-from .datasets import class_names_for, dataset_labels, input_spec, unwrap
+from .datasets import class_names_for, dataset_labels, input_spec
 from .distributed import all_ranks_agree, broadcast_buffers, gather_tensors, setup_distributed
 from .evaluation import Evaluation, make_evaluation, predict_logits
-from .features import FeatureDataset, extract_features
+from .features import HeadOnly, extract_features
+from .loaders import collate_for, training_loader
 from .losses import class_weighted_cross_entropy
-from .plateau import PlateauLR
-from .plots import plot_confusion_matrix, plot_slice_montage, plot_training_curves
+from .optim import PlateauLR, make_optimizer
+from .precise_bn import recompute_batchnorm
+from .reporting import epoch_line, write_history_csv, write_run_plots
 from .run_folder import open_run_folder
 from .state import FitResult, TrainState
 
 DIVERGENCE_FACTOR = 1e3
 """A batch loss this many times the run's first one means training diverged."""
-
-
-class _HeadOnly(nn.Module):
-    """Routes cached features through the feature norm, aggregator and head (what DDP wraps then)."""
-
-    def __init__(self, model: SliceSequenceClassifier) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, features: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
-        return self.model.forward_head(features, lengths)
-
-
-def make_optimizer(config: TrainConfig, parameters: list[nn.Parameter]) -> torch.optim.Optimizer:
-    """The optimizer ``config`` names, over ``parameters``."""
-    if config.optimizer == "sgd":
-        return torch.optim.SGD(parameters, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
-    optimizer = torch.optim.AdamW if config.optimizer == "adamw" else torch.optim.Adam
-    return optimizer(parameters, lr=config.lr, weight_decay=config.weight_decay)
 
 
 class _Trainer:
@@ -129,36 +106,22 @@ class _Trainer:
             "num_workers": self.config.num_workers,
             "progress": self.verbose,
         }
-        self.network = _HeadOnly(self.model)
+        self.network = HeadOnly(self.model)
         cached_val = extract_features(self.model, val_data, **kwargs) if val_data is not None else None
         return extract_features(self.model, train_data, **kwargs), cached_val
 
     def _snapshot(self) -> dict[str, torch.Tensor]:
         return {k: v.detach().clone() for k, v in self.model.state_dict().items()}
 
-    def _loader(self, dataset: Dataset, epoch: int, shuffle: bool = True) -> DataLoader:
-        collate = feature_collate if isinstance(dataset, FeatureDataset) else pad_collate
-        common = {"num_workers": self.config.num_workers, "collate_fn": collate}
-        depths = sample_depths(unwrap(dataset)) if unwrap(dataset) is dataset else None
-        if depths is not None and len(set(depths)) > 1:
-            sampler = LengthBucketSampler(
-                depths,
-                self.config.batch_size,
-                shuffle=shuffle,
-                seed=self.config.seed,
-                rank=self.context.rank,
-                world_size=self.context.world_size,
-            )
-            sampler.set_epoch(epoch)
-            return DataLoader(dataset, batch_sampler=sampler, **common)
-        if self.context.enabled:
-            sampler = DistributedSampler(
-                dataset, self.context.world_size, self.context.rank, shuffle=shuffle, seed=self.config.seed
-            )
-            sampler.set_epoch(epoch)
-            return DataLoader(dataset, batch_size=self.config.batch_size, sampler=sampler, **common)
-        generator = torch.Generator().manual_seed(self.config.seed + epoch)
-        return DataLoader(dataset, batch_size=self.config.batch_size, shuffle=shuffle, generator=generator, **common)
+    def _loader(self, dataset: Dataset, epoch: int) -> DataLoader:
+        return training_loader(
+            dataset,
+            batch_size=self.config.batch_size,
+            seed=self.config.seed,
+            epoch=epoch,
+            context=self.context,
+            num_workers=self.config.num_workers,
+        )
 
     @property
     def checkpoint_path(self) -> Path | None:
@@ -243,24 +206,18 @@ class _Trainer:
         )
 
     def recompute_batchnorm(self, epoch: int) -> None:
-        """Precise BatchNorm: replace running averages by statistics over ``precise_bn`` training batches."""
+        """Precise BatchNorm before validating: statistics of ``precise_bn`` training batches (see ``precise_bn``)."""
         self.network.train()
-        layers = [m for m in self.model.modules() if isinstance(m, _BatchNorm) and m.training and m.track_running_stats]
-        if not layers or not self.config.precise_bn:
-            return
-        momenta = [layer.momentum for layer in layers]
-        for layer in layers:
-            layer.reset_running_stats()
-            layer.momentum = None  # a cumulative average over the batches below
-        with torch.no_grad():
-            for step, (inputs, _, lengths) in enumerate(self._loader(self.train_data, epoch + 1_000_003)):
-                if step == self.config.precise_bn:
-                    break
-                with autocast(self.device, self.autocast_dtype):
-                    self.network(inputs.to(self.device), lengths.to(self.device) if lengths is not None else None)
-        for layer, momentum in zip(layers, momenta, strict=True):
-            layer.momentum = momentum
-        broadcast_buffers(self.context, self.model)
+
+        def run(batch: tuple) -> None:
+            inputs, _, lengths = batch
+            with autocast(self.device, self.autocast_dtype):
+                self.network(inputs.to(self.device), lengths.to(self.device) if lengths is not None else None)
+
+        if recompute_batchnorm(
+            self.model, run, self._loader(self.train_data, epoch + 1_000_003), self.config.precise_bn
+        ):
+            broadcast_buffers(self.context, self.model)
 
     def validate(self, epoch: int | None = None) -> Evaluation:
         logits, labels = predict_logits(
@@ -271,7 +228,7 @@ class _Trainer:
             autocast_dtype=self.autocast_dtype,
             context=self.context,
             num_workers=self.config.num_workers,
-            collate=feature_collate if isinstance(self.val_data, FeatureDataset) else pad_collate,
+            collate=collate_for(self.val_data),
         )
         evaluation = make_evaluation(logits, labels, self.model.config.class_names)
         if epoch is not None and not math.isfinite(evaluation.loss):
@@ -295,7 +252,7 @@ class _Trainer:
         self.state.history.append(row)
         self.state.epoch = epoch + 1
         if self.verbose:
-            print(_epoch_line(row, self.config.epochs))
+            print(epoch_line(row, self.config.epochs))
         return row
 
     def update_best(self, row: dict) -> None:
@@ -324,7 +281,7 @@ class _Trainer:
             state=self.state,
             model_config=self.model.config,
         )
-        _write_history_csv(self.out_dir / "metrics.csv", self.state.history)
+        write_history_csv(self.out_dir / "metrics.csv", self.state.history)
 
     def should_stop(self) -> bool:
         patience = self.config.early_stopping_patience
@@ -341,41 +298,11 @@ class _Trainer:
     def finish(self) -> FitResult:
         self.model.load_state_dict(self.best_weights)  # restore the best weights, as Keras' EarlyStopping
         evaluation = self.validate() if self.val_data is not None else None
-        result = FitResult.from_state(self.state, evaluation, self.out_dir)
         if self.writes:
-            if result.history:
-                plot_training_curves(result.history, self.out_dir / "curves.png")
-            if evaluation is not None:
-                evaluation.report.save_json(self.out_dir / "report.json")
-                plot_confusion_matrix(evaluation.report, self.out_dir / "confusion.png")
-            self._plot_sample()
-        return result
-
-    def _plot_sample(self) -> None:
-        """Slices of the first training sample, in order (like the paper's Figure 2)."""
-        volume, label = self.raw_train_data[0]
-        if isinstance(volume, torch.Tensor) and volume.ndim == 4 and volume.shape[0] == 1:
-            names = self.model.config.class_names
-            name = names[int(label)] if 0 <= int(label) < len(names) else str(label)
-            plot_slice_montage(
-                volume[0].float().numpy(), self.out_dir / "montage.png", title=f"first training sample (class {name})"
+            write_run_plots(
+                self.out_dir, self.state.history, evaluation, self.raw_train_data[0], self.model.config.class_names
             )
-
-
-def _epoch_line(row: dict, epochs: int) -> str:
-    parts = [f"epoch {row['epoch']}/{epochs}", f"train_loss {row['train_loss']:.4f}"]
-    if "val_loss" in row:
-        parts += [f"val_loss {row['val_loss']:.4f}", f"val_kappa {row['val_kappa']:.3f}"]
-    return " | ".join([*parts, f"lr {row['lr']:.2g}", f"{row['seconds']:.1f}s"])
-
-
-def _write_history_csv(path: Path, history: list[dict]) -> None:
-    columns = list(dict.fromkeys(key for row in history for key in row))
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=columns)
-    writer.writeheader()
-    writer.writerows(history)
-    atomic_write_text(path, buffer.getvalue())
+        return FitResult.from_state(self.state, evaluation, self.out_dir)
 
 
 def fit(

@@ -15,11 +15,23 @@ process extracts the features of the whole dataset once, then trains on its shar
 from __future__ import annotations
 
 import torch
+from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from ..data.batching import pad_collate
 from ..devices import autocast
 from ..model import SliceSequenceClassifier
+
+
+class HeadOnly(nn.Module):
+    """Routes cached features through the model's feature norm, aggregator and head (what DDP wraps then)."""
+
+    def __init__(self, model: SliceSequenceClassifier) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, features: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        return self.model.forward_head(features, lengths)
 
 
 class FeatureDataset(Dataset):

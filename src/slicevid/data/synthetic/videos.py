@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from ..._io import atomic_write
-from ..video import UCF50_PAPER_CLASSES
+from ..ucf import UCF50_PAPER_CLASSES
 
 Frame = Callable[[float], list[tuple[str, float, float, float, float]]]
 """A scene: time in [0, 1] -> primitives ``(shape, x, y, radius, strength)`` (strength 1 = foreground colour)."""

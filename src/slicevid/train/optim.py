@@ -1,18 +1,35 @@
-"""Learning-rate cuts on a validation-loss plateau, counted as Keras counts them.
+"""The optimizer a ``TrainConfig`` names, and learning-rate cuts on a validation-loss plateau.
 
-``ReduceLROnPlateau(patience=5)`` in Keras cuts the rate once 5 epochs have passed without
-improvement (``wait >= patience``); PyTorch's scheduler of the same name waits for a 6th
-(``num_bad_epochs > patience``) and measures improvement relatively. The ViPTT-Net
-recipe was tuned with Keras, so slicevid counts as Keras does: ``patience=N`` means "cut
-after N epochs without improvement", an improvement is a drop of more than ``min_delta``
-(absolute, 1e-4 by default), and ``cooldown`` epochs after a cut are not counted.
+The optimizers are PyTorch's: SGD (the paper's, without momentum as in Keras's default),
+Adam and AdamW (decoupled weight decay).
+
+The plateau cuts are counted as Keras counts them. ``ReduceLROnPlateau(patience=5)`` in
+Keras cuts the rate once 5 epochs have passed without improvement (``wait >= patience``);
+PyTorch's scheduler of the same name waits for a 6th (``num_bad_epochs > patience``) and
+measures improvement relatively. The ViPTT-Net recipe was tuned with Keras, so slicevid
+counts as Keras does: ``patience=N`` means "cut after N epochs without improvement", an
+improvement is a drop of more than ``min_delta`` (absolute, 1e-4 by default), and
+``cooldown`` epochs after a cut are not counted.
 """
 
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import torch
+from torch import nn
+
+if TYPE_CHECKING:
+    from .config import TrainConfig
+
+
+def make_optimizer(config: TrainConfig, parameters: list[nn.Parameter]) -> torch.optim.Optimizer:
+    """The optimizer ``config`` names, over ``parameters``."""
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(parameters, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
+    optimizer = torch.optim.AdamW if config.optimizer == "adamw" else torch.optim.Adam
+    return optimizer(parameters, lr=config.lr, weight_decay=config.weight_decay)
 
 
 class PlateauLR:
