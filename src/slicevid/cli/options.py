@@ -49,7 +49,13 @@ def field_docs(cls: type) -> dict[str, str]:
             docs[name] += " " + line.strip()
         elif line.strip() and not line.startswith(" "):
             break
-    return {k: v.replace("%", "%%") for k, v in docs.items()}
+    return {k: _plain(v) for k, v in docs.items()}
+
+
+def _plain(text: str) -> str:
+    """Docstring markup as plain help text (``code`` and :func:`name` lose their marks; % escaped)."""
+    text = re.sub(r":\w+:`~?([^`]+)`", r"\1", text).replace("``", "")
+    return text.replace("%", "%%")
 
 
 def _unwrap_optional(kind: Any) -> Any:
