@@ -8,8 +8,8 @@ as kappa mean +- standard deviation:
   with the demo's recipe (compact CNN, LSTM, AdamW). Pretraining runs once per seed.
 * ``--table variants``: slice-sequence options from scratch (No PT), on phantoms whose depth
   varies between 24 and 40 slices: the LSTM baseline, a bidirectional GRU, gated attention,
-  a transformer, 2.5D slice context, and native depth instead of SIZ to 16 slices; each row
-  also gives the seconds per training epoch.
+  a transformer, 2.5D slice context, and native depth instead of SIZ to 16 slices (with the
+  LSTM and with attention); each row also gives the seconds per training epoch.
 * ``--table ablation``: what makes the demo's recipe learn. No PT on the demo's balanced
   phantoms, with one ingredient taken out per row (the feature LayerNorm, precise BatchNorm,
   AdamW) or the first demo's ResNet-18 encoder put back.
@@ -68,6 +68,7 @@ VARIANTS = {
     "transformer": Variant("transformer", ()),
     "LSTM, slice_context=1": Variant(slice_context=1),
     "LSTM, native depth": Variant(native_depth=True),
+    "attention, native depth": Variant("attention", (), native_depth=True),
 }
 
 

@@ -120,5 +120,5 @@ def test_synthetic_table_quick(tmp_path):
     for method in ("No PT", "PT", "PT+CW", "PT+CW+AUG"):
         assert f"| {method} | " in out and "±" in out
     variants = run("synthetic_table.py", "--table", "variants", "--quick", "--seeds", "0", "--out", str(tmp_path / "v"))
-    for row in ("BiGRU", "attention", "transformer", "slice_context=1", "native depth"):
+    for row in ("BiGRU", "attention", "transformer", "slice_context=1", "LSTM, native depth", "attention, native"):
         assert row in variants
