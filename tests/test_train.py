@@ -17,6 +17,7 @@ from slicevid import SliceSequenceClassifier, TrainingDivergedError, create_mode
 from slicevid.metrics import classification_report, format_table
 from slicevid.train import TrainConfig, evaluate, extract_features, finetune, fit, pretrain
 from slicevid.train.checkpoint import load_checkpoint
+from slicevid.train.run_folder import RUN_FILES
 
 from .conftest import tiny_model
 
@@ -40,17 +41,7 @@ def plain_model(classes=3, **kwargs):
 def test_fit_writes_run_folder_and_restores_best(tmp_path):
     model = tiny_model(num_classes=3)
     result = fit(model, toy_data(), toy_data(seed=1), TrainConfig(epochs=3, out_dir=str(tmp_path), **QUIET))
-    names = {p.name for p in tmp_path.iterdir()}
-    assert {
-        "last.safetensors",
-        "best",
-        "metrics.csv",
-        "config.yaml",
-        "report.json",
-        "curves.png",
-        "confusion.png",
-        "montage.png",
-    } <= names
+    assert set(RUN_FILES) <= {p.name for p in tmp_path.iterdir()}
     assert len(result.history) == 3 and result.best_epoch in (1, 2, 3)
     assert result.best_val_loss == min(row["val_loss"] for row in result.history)
     best = SliceSequenceClassifier.from_pretrained(tmp_path / "best")

@@ -53,7 +53,7 @@ def _ct_dataset(args: argparse.Namespace, split: str, preprocessing, **kwargs):
         args.labels_csv,
         split,
         val_fraction=args.val_fraction,
-        seed=args.seed,
+        seed=getattr(args, "seed", 0),
         file_column=args.file_column,
         label_column=args.label_column,
         exclude=args.exclude,
@@ -89,21 +89,8 @@ def cmd_synth(args: argparse.Namespace) -> None:
 
 
 def cmd_preprocess(args: argparse.Namespace) -> None:
-    from ..data import ImageCLEFTBT
-
     split = "all" if args.labels_csv else "test"
-    dataset = ImageCLEFTBT(
-        args.scans,
-        args.labels_csv,
-        split,
-        file_column=args.file_column,
-        label_column=args.label_column,
-        exclude=args.exclude,
-        on_error=args.on_error,
-        preprocessing=_preprocessing(args),
-        cache_dir=args.cache_dir,
-        cache_dtype=args.dtype,
-    )
+    dataset = _ct_dataset(args, split, _preprocessing(args), cache_dtype=args.dtype)
     skipped = dataset.fill_cache(workers=args.workers)
     print(
         f"{len(dataset)} scans cached in {args.cache_dir} ({dataset.cache.misses} new, "

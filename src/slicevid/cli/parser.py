@@ -12,7 +12,7 @@ import os
 
 from .. import __version__
 from ..data.preprocess import CTPreprocessing
-from ..model_config import ModelConfig
+from ..model_config import ARCHITECTURE, ModelConfig
 from ..train.config import TrainConfig
 from . import commands
 from .options import add_dataclass_options
@@ -25,16 +25,8 @@ EPILOG = """examples:
   slicevid evaluate --checkpoint runs/ft/best --scans TBT/ --labels-csv TBT/labels.csv
   slicevid predict --checkpoint runs/ft/best TBT_test/ --csv submission.csv
 """
-ARCHITECTURE_OPTIONS = (
-    "encoder",
-    "aggregator",
-    "adapter",
-    "head_hidden",
-    "encoder_kwargs",
-    "aggregator_kwargs",
-    "feature_norm",
-    "slice_context",
-)
+ARCHITECTURE_OPTIONS = tuple(n for n in ARCHITECTURE if n not in ("num_classes", "in_channels"))
+"""The architecture fields set on the command line (classes come from the data, channels are 1)."""
 REQUIRED = "_required"
 
 

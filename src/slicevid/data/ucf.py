@@ -123,18 +123,16 @@ def ucf50(
             )
         files += clips
         labels += [label] * len(clips)
-    dataset = VideoClipDataset(
-        files,
-        labels,
-        num_frames=num_frames,
-        size=size,
-        frames=frames,
-        short=short,
-        on_error=on_error,
-        classes=classes,
-        value_range=value_range,
-        cache_dir=cache_dir,
-    )
+    clip = {
+        "num_frames": num_frames,
+        "size": size,
+        "frames": frames,
+        "short": short,
+        "on_error": on_error,
+        "value_range": value_range,
+        "cache_dir": cache_dir,
+    }
+    dataset = VideoClipDataset(files, labels, classes=classes, **clip)
     empty = [classes[k] for k in range(len(classes)) if not (dataset.labels == k).any()]
     if empty:
         raise DataError(f"class(es) {empty} kept no usable video in {root}; every one was skipped")
@@ -180,16 +178,13 @@ def ucf101(
             raise DataError(f"{split_file}: class {folder!r} of {relative} is not in {class_index.name}")
         files.append(Path(root) / relative)
         labels.append(classes[folder])
-    ordered = sorted(classes, key=classes.get)
-    return VideoClipDataset(
-        files,
-        labels,
-        num_frames=num_frames,
-        size=size,
-        frames=frames,
-        short=short,
-        on_error=on_error,
-        classes=ordered,
-        value_range=value_range,
-        cache_dir=cache_dir,
-    )
+    clip = {
+        "num_frames": num_frames,
+        "size": size,
+        "frames": frames,
+        "short": short,
+        "on_error": on_error,
+        "value_range": value_range,
+        "cache_dir": cache_dir,
+    }
+    return VideoClipDataset(files, labels, classes=sorted(classes, key=classes.get), **clip)
