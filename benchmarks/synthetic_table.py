@@ -263,10 +263,10 @@ def main(argv: list[str] | None = None) -> str:
             f"seed {seed}: " + ", ".join(f"{k} {v['kappa']:.2f}" for k, v in per_seed[seed].items() if "kappa" in v),
             flush=True,
         )
-    rows = list(PAPER_ROWS) if args.table == "paper" else list(VARIANTS)
+    rows = list(TABLES[args.table][1])
     text = (
         f"Synthetic Table 1 ({args.table}), {len(args.seeds)} seeds, {machine()}, "
-        f"{time.perf_counter() - started:.0f} s in all\n\n{summarize(per_seed, rows, args.table == 'variants')}\n"
+        f"{time.perf_counter() - started:.0f} s in all\n\n{summarize(per_seed, rows, args.table != 'paper')}\n"
     )
     if args.table == "paper":
         accuracies = [per_seed[s]["pretraining"]["val_accuracy"] for s in per_seed]

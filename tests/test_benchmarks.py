@@ -122,3 +122,6 @@ def test_synthetic_table_quick(tmp_path):
     variants = run("synthetic_table.py", "--table", "variants", "--quick", "--seeds", "0", "--out", str(tmp_path / "v"))
     for row in ("BiGRU", "attention", "transformer", "slice_context=1", "LSTM, native depth", "attention, native"):
         assert row in variants
+    ablation = run("synthetic_table.py", "--table", "ablation", "--quick", "--seeds", "0", "--out", str(tmp_path / "a"))
+    for row in ("demo recipe", "without the feature LayerNorm", "without precise BatchNorm", "ResNet-18"):
+        assert f"| {row}" in ablation
