@@ -62,7 +62,7 @@ def test_version_1_checkpoint_loads_with_a_warning(tmp_path):
     [
         ("{not json", "not valid JSON"),
         ('{"encoder": "vgg16", "colour": "red"}', r"unknown key\(s\) \['colour'\]"),
-        ('{"num_classes": 2.5}', "num_classes must be a positive integer"),
+        ('{"format_version": 2, "num_classes": 2.5}', "num_classes must be a positive integer"),
     ],
 )
 def test_bad_config_json_is_one_clear_error(tmp_path, content, match):
