@@ -472,10 +472,10 @@ def test_demo_quick(tmp_path, capsys):
     assert "| PT |" in out and "| No PT |" in out and "results.json" in out.splitlines()[-2]
     results = json.loads((tmp_path / "demo" / "results.json").read_text())
     assert {"PT", "No PT", "pretrain_val_accuracy", "seconds", "seed"} <= set(results)
-    assert {"kappa", "accuracy"} <= set(results["PT"]) and results["seed"] == 0
+    assert {"kappa", "accuracy", "val_kappa"} <= set(results["PT"]) and results["seed"] == 0
     report = (tmp_path / "demo" / "report.md").read_text()
     assert "synthetic" in report.lower() and "| PT |" in report
-    for name in ("finetune-pt/curves.png", "finetune-nopt/confusion.png", "montage-1-infiltrative.png"):
+    for name in ("finetune-pt/curves.png", "test-confusion-nopt.png", "montage-1-infiltrative.png"):
         assert (tmp_path / "demo" / name).is_file()
     assert main(["demo", "--quick", "--out", str(tmp_path / "demo"), "--seed", "1"]) == 0  # replaces the first
 

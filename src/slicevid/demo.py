@@ -4,7 +4,8 @@
 2. pretrain on the videos (read through ``ucf50``);
 3. fine-tune on the phantoms (read through ``ImageCLEFTBT`` and ``CTPreprocessing``) from the
    pretrained weights (PT) and from random weights (No PT);
-4. evaluate both on the held-out phantoms and print a Table-1-style comparison;
+4. evaluate both on test phantoms, a separate set used neither in training nor in choosing the
+   best epoch (that is the validation split's job), and print a Table-1-style comparison;
 5. write plots, a Markdown report and ``results.json``.
 
 The model keeps the paper's structure (1x1x1 adapter, a slice encoder applied to every
@@ -30,8 +31,8 @@ from .data import TB_CLASSES, UCF50_PAPER_CLASSES, CTPreprocessing, ImageCLEFTBT
 from .data.synthetic import write_action_videos, write_tb_phantoms
 from .metrics import ClassificationReport, format_table
 from .model import SliceSequenceClassifier, create_model
-from .train import TrainConfig, finetune, pretrain
-from .train.plots import plot_slice_montage
+from .train import TrainConfig, evaluate, finetune, pretrain
+from .train.plots import plot_confusion_matrix, plot_slice_montage
 
 
 @dataclass(frozen=True)
@@ -43,7 +44,8 @@ class DemoSettings:
     aggregator: str = "lstm"
     hidden_size: int = 128
     head_hidden: int = 128
-    phantoms_per_class: int = 40
+    phantoms_per_class: int = 40  # split 80/20 into training and validation (best-epoch choice)
+    test_phantoms_per_class: int = 20  # an independent set, scored once with the chosen weights
     phantom_shape: tuple[int, int, int] = (32, 64, 64)
     volume_size: tuple[int, int, int] = (16, 48, 48)
     videos_per_class: int = 20
@@ -61,6 +63,7 @@ class DemoSettings:
     def quick(cls) -> DemoSettings:
         return cls(
             phantoms_per_class=5,
+            test_phantoms_per_class=1,
             phantom_shape=(16, 32, 32),
             volume_size=(8, 32, 32),
             videos_per_class=2,
@@ -109,7 +112,8 @@ class DemoSettings:
 class DemoResult:
     """What the demo measured; ``results.json`` in the run folder holds the same."""
 
-    reports: dict[str, ClassificationReport] = field(default_factory=dict)
+    reports: dict[str, ClassificationReport] = field(default_factory=dict)  # on the test phantoms
+    val_kappas: dict[str, float] = field(default_factory=dict)  # of the chosen epoch, on validation
     seconds: dict[str, float] = field(default_factory=dict)
     pretrain_val_accuracy: float = float("nan")
     out_dir: Path | None = None
@@ -117,7 +121,12 @@ class DemoResult:
 
     def to_json(self, seed: int) -> str:
         results = {
-            name: {"kappa": r.kappa, "accuracy": r.accuracy, "f1": dict(zip(r.class_names, r.f1, strict=True))}
+            name: {
+                "kappa": r.kappa,
+                "accuracy": r.accuracy,
+                "f1": dict(zip(r.class_names, r.f1, strict=True)),
+                "val_kappa": self.val_kappas[name],
+            }
             for name, r in self.reports.items()
         }
         return (
@@ -156,6 +165,13 @@ def run_demo(
     say(f"[1/5] writing synthetic data to {out / 'data'} (stand-ins, not medical data)")
     labels_csv = write_tb_phantoms(
         out / "data" / "phantoms", settings.phantoms_per_class, settings.phantom_shape, settings.seed
+    )
+    test_csv = write_tb_phantoms(
+        out / "data" / "phantoms-test",
+        settings.test_phantoms_per_class,
+        settings.phantom_shape,
+        [settings.seed, 1],  # a second stream: no test phantom repeats a training one
+        prefix="TST",
     )
     write_action_videos(
         out / "data" / "videos",
@@ -196,19 +212,27 @@ def run_demo(
     }
     ct_train = ImageCLEFTBT(labels_csv.parent, labels_csv, split="train", **ct_kwargs)
     ct_val = ImageCLEFTBT(labels_csv.parent, labels_csv, split="val", **ct_kwargs)
-    ct_train.fill_cache(workers=2, progress=progress)
-    ct_val.fill_cache(workers=2, progress=progress)
+    ct_test = ImageCLEFTBT(test_csv.parent, test_csv, split="all", **ct_kwargs)
+    for split in (ct_train, ct_val, ct_test):
+        split.fill_cache(workers=2, progress=progress)
     lap("CT preprocessing")
+    tuned = {}
     for name, start in (("PT", video_model), ("No PT", settings.model(len(TB_CLASSES)))):
         run_dir = out / ("finetune-pt" if name == "PT" else "finetune-nopt")
         config = settings.train_config(settings.finetune_epochs, run_dir, progress)
-        _, fit_result = finetune(start, ct_train, ct_val, config)
-        result.reports[name] = fit_result.evaluation.report
+        tuned[name], fit_result = finetune(start, ct_train, ct_val, config)
+        result.val_kappas[name] = fit_result.evaluation.report.kappa
         lap(f"fine-tuning {name}")
 
-    say("[4/5] evaluation on the held-out phantoms")
+    say(f"[4/5] evaluation on {len(ct_test)} test phantoms (unseen in training and in the choice of epoch)")
+    for name, model in tuned.items():
+        report = evaluate(model, ct_test, batch_size=settings.batch_size, device="cpu", progress=False).report
+        result.reports[name] = report
+        slug = "pt" if name == "PT" else "nopt"
+        plot_confusion_matrix(report, out / f"test-confusion-{slug}.png", title=f"{name}, test phantoms")
     result.table = format_table(result.reports, TB_CLASSES)
     say(result.table)
+    lap("test evaluation")
 
     say("[5/5] plots, report and results.json")
     for label, name in enumerate(TB_CLASSES):
@@ -220,7 +244,7 @@ def run_demo(
         )
     lap("plots")
     atomic_write_text(out / "results.json", result.to_json(settings.seed))
-    _write_report(out, settings, result, len(ct_train), len(ct_val), len(videos_train), len(videos_val))
+    _write_report(out, settings, result, len(ct_train), len(ct_val), len(ct_test), len(videos_train), len(videos_val))
     say(
         f"Done in {sum(result.seconds.values()):.0f} s: PT kappa {result.reports['PT'].kappa:.2f}, "
         f"No PT kappa {result.reports['No PT'].kappa:.2f}, pretraining validation accuracy "
@@ -228,13 +252,14 @@ def run_demo(
     )
     say(
         f"Report:  {out / 'report.md'}\nResults: {out / 'results.json'}\n"
-        f"Plots:   {out}/finetune-pt/, {out}/finetune-nopt/, {out}/pretrain/ (curves, confusion, montage)"
+        f"Plots:   {out}/test-confusion-*.png; {out}/finetune-pt/, {out}/finetune-nopt/, {out}/pretrain/"
+        " (curves, validation confusion, montage)"
     )
     return result
 
 
 def _write_report(out: Path, settings: DemoSettings, result: DemoResult, *sizes: int) -> None:
-    ct_train, ct_val, videos_train, videos_val = sizes
+    ct_train, ct_val, ct_test, videos_train, videos_val = sizes
     timings = "\n".join(f"| {name} | {seconds:.1f} |" for name, seconds in result.seconds.items())
     montages = "\n".join(f"![{p.stem}]({p.name})" for p in sorted(out.glob("montage-*.png")))
     text = f"""# slicevid demo report
@@ -242,7 +267,12 @@ def _write_report(out: Path, settings: DemoSettings, result: DemoResult, *sizes:
 Synthetic stand-in data, not medical data: the numbers show the method at work on a task
 built to resemble the paper's, not how ViPTT-Net performs on CT.
 
-## Held-out phantoms ({ct_val} scans; fine-tuned on {ct_train})
+## Test phantoms ({ct_test} scans)
+
+Fine-tuned on {ct_train} phantoms; the epoch kept is the one with the best validation kappa on
+{ct_val} others (PT {result.val_kappas["PT"]:.2f}, No PT {result.val_kappas["No PT"]:.2f}). The test
+phantoms, drawn separately, played no part in either, so their scores are not inflated by
+that choice.
 
 {result.table}
 
@@ -264,12 +294,13 @@ No PT: fine-tuned from random weights, the same way.
 
 ## Plots
 
-Fine-tuning curves and confusion matrices: `finetune-pt/`, `finetune-nopt/`
-(`curves.png`, `confusion.png`); pretraining: `pretrain/`.
+Test confusion matrices: `test-confusion-pt.png`, `test-confusion-nopt.png`. Fine-tuning curves
+and validation confusion matrices: `finetune-pt/`, `finetune-nopt/` (`curves.png`,
+`confusion.png`); pretraining: `pretrain/`.
 
 ![PT curves](finetune-pt/curves.png)
-![PT confusion](finetune-pt/confusion.png)
-![No PT confusion](finetune-nopt/confusion.png)
+![PT, test phantoms](test-confusion-pt.png)
+![No PT, test phantoms](test-confusion-nopt.png)
 
 ## Phantom slices, one per class
 

@@ -179,13 +179,14 @@ def write_tb_phantoms(
     root: str | os.PathLike,
     n_per_class: int | Sequence[int] = 8,
     shape: tuple[int, int, int] = (48, 96, 96),
-    seed: int = 0,
+    seed: int | Sequence[int] = 0,
     *,
     depths: tuple[int, int] | None = None,
+    prefix: str = "TRN",
 ) -> Path:
     """Write phantom scans as int16 NIfTI (HU, mm spacing) plus ``labels.csv``.
 
-    Files are named ``TRN_0001.nii.gz`` ...; the CSV has the challenge's columns
+    Files are named ``TRN_0001.nii.gz`` ... (``prefix``); the CSV has the challenge's columns
     (``FileName``, ``TypeOfTB`` = 1..5) in shuffled class order.
 
     Args:
@@ -193,9 +194,11 @@ def write_tb_phantoms(
         n_per_class: scans per class: one number for all five, or one per class (e.g. the
             challenge's proportions, :data:`CHALLENGE_PROPORTIONS`).
         shape: ``(depth, height, width)`` of each scan.
-        seed: seed of everything random.
+        seed: seed of everything random; a sequence such as ``[seed, 1]`` gives a second,
+            independent set from the same seed (a test set beside a training set).
         depths: if given, each scan's depth is drawn from ``[low, high]`` (the body keeps its
             length, so the slice spacing varies, as between real scanners).
+        prefix: file-name prefix, ``"TST"`` for a test set as in the challenge.
 
     Returns:
         The path of the label CSV.
@@ -217,7 +220,7 @@ def write_tb_phantoms(
         volume = make_phantom(int(label), scan_shape, rng)
         image = nib.Nifti1Image(np.round(volume).astype(np.int16).transpose(2, 1, 0), affine)
         image.header.set_xyzt_units("mm")
-        name = f"TRN_{index:04d}.nii.gz"
+        name = f"{prefix}_{index:04d}.nii.gz"
         atomic_write(root / name, lambda tmp, img=image: nib.save(img, str(tmp)))
         rows.append((name, int(label) + 1))
     csv_path = root / "labels.csv"
