@@ -11,11 +11,10 @@
 The model keeps the paper's structure (1x1x1 adapter, a slice encoder applied to every
 slice, an LSTM read at the last step, a dense layer, a softmax output) at CPU size: the
 ``compact_cnn`` encoder at half width (8 to 64 channels, 25 k parameters) instead of VGG-16,
-16 x 48 x 48 volumes,
-slice features layer-normalised before the LSTM, AdamW, and BatchNorm statistics recomputed
-before each validation. There are no ImageNet weights offline, so video pretraining trains
+16 x 48 x 48 volumes, slice features layer-normalised before the LSTM, AdamW, and BatchNorm
+statistics recomputed before each validation. There are no ImageNet weights offline, so video pretraining trains
 the encoder too (the paper freezes an ImageNet VGG-16 there). Why each of these is needed,
-with measurements, is in the docs (Concepts: "What makes the demo learn").
+with measurements, is in the docs (``docs/demo.md``: "The demo, and what makes it learn").
 """
 
 from __future__ import annotations
