@@ -15,7 +15,7 @@ as kappa mean +- standard deviation:
   AdamW) or the first demo's ResNet-18 encoder put back.
 
 Phantoms are 32-40 x 64 x 64, inputs 16 x 48 x 48 (variants: native depth keeps each scan's
-24-40 slices). Each row keeps its best epoch by validation kappa and is scored on a separate
+24-40 slices). Each row keeps its epoch of lowest validation loss and is scored on a separate
 set of test phantoms, half as many (same class proportions), so the choice of epoch does not inflate its
 numbers. Everything is synthetic stand-in data: it says which options learn this task, not
 how they fare on CT.

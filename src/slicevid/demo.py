@@ -268,8 +268,9 @@ built to resemble the paper's, not how ViPTT-Net performs on CT.
 
 ## Test phantoms ({ct_test} scans)
 
-Fine-tuned on {ct_train} phantoms; the epoch kept is the one with the best validation kappa on
-{ct_val} others (PT {result.val_kappas["PT"]:.2f}, No PT {result.val_kappas["No PT"]:.2f}). The test
+Fine-tuned on {ct_train} phantoms; the epoch kept is the one with the lowest validation loss on
+{ct_val} others (its validation kappa: PT {result.val_kappas["PT"]:.2f}, No PT
+{result.val_kappas["No PT"]:.2f}). The test
 phantoms, drawn separately, played no part in either, so their scores are not inflated by
 that choice.
 
