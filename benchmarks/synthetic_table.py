@@ -20,7 +20,7 @@ set of test phantoms, half as many (same class proportions), so the choice of ep
 numbers. Everything is synthetic stand-in data: it says which options learn this task, not
 how they fare on CT.
 
-    python benchmarks/synthetic_table.py --out runs/synthetic-table                  # about 15 min, 2 cores
+    python benchmarks/synthetic_table.py --out runs/synthetic-table                  # about 9 min, 2 cores
     python benchmarks/synthetic_table.py --table variants --out runs/variants        # about 15 min
     python benchmarks/synthetic_table.py --quick --out /tmp/t                        # smoke test
 """

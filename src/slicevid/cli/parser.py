@@ -108,7 +108,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
         "run the whole workflow on embedded synthetic data",
         "Write synthetic phantoms and videos, pretrain on the videos, fine-tune on the phantoms "
         "with and without pretraining, evaluate, and write plots, a Markdown report and "
-        "results.json. About 3 minutes on 2 CPU cores; offline.",
+        "results.json. About 2 to 3 minutes on 2 CPU cores; offline.",
     )
     demo.add_argument("--out", default="slicevid-demo", help="run folder (a previous demo there is replaced)")
     demo.add_argument("--seed", type=int, default=0, help="seed of the data, the splits and the training")
