@@ -33,6 +33,8 @@ from .model import SliceSequenceClassifier, create_model
 from .train import TrainConfig, evaluate, finetune, pretrain
 from .train.plots import plot_confusion_matrix, plot_slice_montage
 
+ARM_SLUGS = {"PT": "pt", "No PT": "nopt"}  # file-name spelling of the two fine-tuning arms
+
 
 @dataclass(frozen=True)
 class DemoSettings:
@@ -217,8 +219,7 @@ def run_demo(
     lap("CT preprocessing")
     tuned = {}
     for name, start in (("PT", video_model), ("No PT", settings.model(len(TB_CLASSES)))):
-        run_dir = out / ("finetune-pt" if name == "PT" else "finetune-nopt")
-        config = settings.train_config(settings.finetune_epochs, run_dir, progress)
+        config = settings.train_config(settings.finetune_epochs, out / f"finetune-{ARM_SLUGS[name]}", progress)
         tuned[name], fit_result = finetune(start, ct_train, ct_val, config)
         result.val_kappas[name] = fit_result.evaluation.report.kappa
         lap(f"fine-tuning {name}")
@@ -227,8 +228,7 @@ def run_demo(
     for name, model in tuned.items():
         report = evaluate(model, ct_test, batch_size=settings.batch_size, device="cpu", progress=False).report
         result.reports[name] = report
-        slug = "pt" if name == "PT" else "nopt"
-        plot_confusion_matrix(report, out / f"test-confusion-{slug}.png", title=f"{name}, test phantoms")
+        plot_confusion_matrix(report, out / f"test-confusion-{ARM_SLUGS[name]}.png", title=f"{name}, test phantoms")
     result.table = format_table(result.reports, TB_CLASSES)
     say(result.table)
     lap("test evaluation")
