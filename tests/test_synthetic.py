@@ -40,6 +40,16 @@ def test_writers_are_deterministic(tmp_path):
     assert (tmp_path / "va" / name).read_bytes() == (tmp_path / "vb" / name).read_bytes()
 
 
+def test_a_test_set_from_the_same_seed_is_a_different_draw(tmp_path):
+    train = write_tb_phantoms(tmp_path / "train", n_per_class=1, shape=(8, 16, 16), seed=5)
+    test = write_tb_phantoms(tmp_path / "test", n_per_class=1, shape=(8, 16, 16), seed=[5, 1], prefix="TST")
+    assert [name for name, _ in read_label_csv(test)] == [f"TST_000{i}.nii.gz" for i in range(1, 6)]
+    train_volumes = [load_ct(train.parent / name)[0] for name, _ in read_label_csv(train)]
+    for name, _ in read_label_csv(test):
+        volume = load_ct(test.parent / name)[0]
+        assert not any(np.array_equal(volume, seen) for seen in train_volumes)
+
+
 @pytest.mark.parametrize("label", range(5))
 def test_every_class_paints_a_lesion_inside_the_lungs(label):
     volume, lesion = make_phantom(label, (32, 64, 64), np.random.default_rng(label), return_lesion=True)
