@@ -20,8 +20,9 @@ LINTED := src tests benchmarks examples docs/scripts
 test: venv
 	$(BIN)/ruff check $(LINTED)
 	$(BIN)/ruff format --check $(LINTED)
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q
-	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet --site-dir /tmp/slicevid-site
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir /tmp/slicevid-site
 
 docs: venv
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve

@@ -17,8 +17,7 @@ import h5py
 import torch
 
 from slicevid.convert import load_keras_h5
-from slicevid.convert.keras import VGG16_BLOCKS
-from slicevid.encoders import VGG16_CONV_INDICES
+from slicevid.encoders.vgg import VGG16_BLOCKS, VGG16_CONV_INDICES
 from slicevid.presets import viptt_net
 
 

@@ -13,8 +13,8 @@ from slicevid import create_model
 from slicevid.data import CTPreprocessing, ImageCLEFTBT
 from slicevid.data.batching import pad_collate
 from slicevid.data.synthetic import write_tb_phantoms
+from slicevid.plots import plot_slice_importance
 from slicevid.train import TrainConfig, fit
-from slicevid.train.plots import plot_slice_importance
 
 with tempfile.TemporaryDirectory() as tmp:
     tmp = Path(tmp)

@@ -1,40 +1,27 @@
-"""Shared fixtures: tiny models with random weights, deterministic seeds, offline weights."""
+"""Shared fixtures: deterministic seeds, and the plain CNN encoder registered for one test at a time."""
 
 from __future__ import annotations
 
 import pytest
 import torch
-from torch import nn
 
-from slicevid import create_model
-from slicevid.encoders import register_encoder
-
-TINY_ENCODER = "timm:test_resnet"
+from .helpers import PLAIN_CNN, plain_cnn, registered_encoder
 
 
 @pytest.fixture(autouse=True)
-def _deterministic(monkeypatch):
+def _deterministic():
     torch.manual_seed(0)
-    monkeypatch.setenv("SLICEVID_OFFLINE", "1")
 
 
-def tiny_model(num_classes: int = 5, **kwargs):
-    """A real but small slice-sequence model (timm's test_resnet + a small LSTM)."""
-    kwargs.setdefault("aggregator_kwargs", {"hidden_size": 16})
-    kwargs.setdefault("head_hidden", 32)
-    return create_model(kwargs.pop("encoder", TINY_ENCODER), kwargs.pop("aggregator", "lstm"), num_classes, **kwargs)
+@pytest.fixture
+def plain_cnn_encoder():
+    """Registers ``"test_plain_cnn"`` (a BatchNorm-free encoder) for the test, and removes it after."""
+    with registered_encoder(PLAIN_CNN, plain_cnn):
+        yield PLAIN_CNN
 
 
 @pytest.fixture
 def model():
+    from .helpers import tiny_model
+
     return tiny_model()
-
-
-@register_encoder("test_plain_cnn")
-def plain_cnn(**kwargs):
-    """A BatchNorm-free encoder, so batch composition cannot change results."""
-    net = nn.Sequential(
-        nn.Conv2d(3, 8, 3, stride=2), nn.ReLU(), nn.Conv2d(8, 12, 3), nn.AdaptiveAvgPool2d(1), nn.Flatten()
-    )
-    net.num_features = 12
-    return net

@@ -1,11 +1,74 @@
-"""Helpers that write small real files for tests."""
+"""Helpers every test module imports from here: tiny models, small real files, temporary registrations."""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 
 import nibabel as nib
 import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import TensorDataset
+
+from slicevid import create_model
+from slicevid.aggregators import register_aggregator, unregister_aggregator
+from slicevid.encoders import register_encoder, unregister_encoder
+
+TINY_ENCODER = "timm:test_resnet"
+PLAIN_CNN = "test_plain_cnn"
+
+
+def tiny_model(num_classes: int = 5, **kwargs):
+    """A real but small slice-sequence model (timm's test_resnet + a small LSTM)."""
+    kwargs.setdefault("aggregator_kwargs", {"hidden_size": 16})
+    kwargs.setdefault("head_hidden", 32)
+    return create_model(kwargs.pop("encoder", TINY_ENCODER), kwargs.pop("aggregator", "lstm"), num_classes, **kwargs)
+
+
+def plain_cnn(in_chans: int = 3) -> nn.Module:
+    """A BatchNorm-free encoder, so batch composition cannot change results."""
+    net = nn.Sequential(
+        nn.Conv2d(in_chans, 8, 3, stride=2), nn.ReLU(), nn.Conv2d(8, 12, 3), nn.AdaptiveAvgPool2d(1), nn.Flatten()
+    )
+    net.num_features = 12
+    return net
+
+
+def plain_model(classes: int = 3, **kwargs):
+    """A small model on :func:`plain_cnn`, seeded (needs the ``plain_cnn_encoder`` fixture)."""
+    torch.manual_seed(0)
+    kwargs.setdefault("aggregator_kwargs", {"hidden_size": 8})
+    return create_model(PLAIN_CNN, num_classes=classes, head_hidden=16, **kwargs)
+
+
+def toy_data(n: int = 12, classes: int = 3, seed: int = 0, noise: float = 1.0) -> TensorDataset:
+    """``n`` random volumes (1, 3, 32, 32) whose brightness grows with the label: a task any model learns."""
+    gen = torch.Generator().manual_seed(seed)
+    labels = torch.arange(n) % classes
+    volumes = torch.rand(n, 1, 3, 32, 32, generator=gen) * noise + labels.view(-1, 1, 1, 1, 1) * 0.2
+    return TensorDataset(volumes, labels)
+
+
+@contextlib.contextmanager
+def registered_encoder(name: str, builder) -> Iterator[None]:
+    """Register an encoder for the duration of a block."""
+    register_encoder(name, builder)
+    try:
+        yield
+    finally:
+        unregister_encoder(name)
+
+
+@contextlib.contextmanager
+def registered_aggregator(name: str, builder) -> Iterator[None]:
+    """Register an aggregator for the duration of a block."""
+    register_aggregator(name, builder)
+    try:
+        yield
+    finally:
+        unregister_aggregator(name)
 
 
 def write_nifti(path: Path, volume_dhw: np.ndarray, spacing=(2.0, 0.8, 0.7), dtype=np.int16) -> Path:

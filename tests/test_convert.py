@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from slicevid.convert import load_keras_h5
-from slicevid.convert.keras import VGG16_BLOCKS
+from slicevid.encoders.vgg import VGG16_BLOCKS
 
 HIDDEN, DENSE, CLASSES = 16, 32, 5
 

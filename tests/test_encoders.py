@@ -4,8 +4,11 @@ from safetensors.torch import save_file
 from torch import nn
 
 from slicevid import WeightsNotFoundError, create_model
-from slicevid.aggregators import create_aggregator, list_aggregators, register_aggregator
+from slicevid.aggregators import create_aggregator, list_aggregators
 from slicevid.encoders import VGG16Encoder, create_encoder, list_encoders, register_encoder
+from slicevid.errors import ConfigError
+
+from .helpers import registered_aggregator, registered_encoder
 
 
 def test_registry_lists_and_patterns():
@@ -24,16 +27,17 @@ def test_unknown_names_suggest_close_matches():
 
 
 def test_register_encoder_in_three_lines():
-    @register_encoder("tiny_cnn_for_test")
     def tiny_cnn(**kwargs):
         net = nn.Sequential(nn.Conv2d(3, 6, 3), nn.AdaptiveAvgPool2d(1), nn.Flatten())
         net.num_features = 6
         return net
 
-    model = create_model("tiny_cnn_for_test", "gru", num_classes=2)
-    assert model(torch.rand(2, 1, 3, 16, 16)).shape == (2, 2)
-    with pytest.raises(ValueError, match="already registered"):
-        register_encoder("tiny_cnn_for_test", tiny_cnn)
+    with registered_encoder("tiny_cnn_for_test", tiny_cnn):
+        model = create_model("tiny_cnn_for_test", "gru", num_classes=2)
+        assert model(torch.rand(2, 1, 3, 16, 16)).shape == (2, 2)
+        with pytest.raises(ValueError, match="already registered"):
+            register_encoder("tiny_cnn_for_test", tiny_cnn)
+    assert "tiny_cnn_for_test" not in list_encoders()
 
 
 def test_register_aggregator():
@@ -45,13 +49,13 @@ def test_register_aggregator():
         def forward(self, seq):
             return seq[:, -1]
 
-    register_aggregator("last_step_for_test", LastStep)
-    model = create_model("timm:test_resnet", "last_step_for_test", num_classes=3)
-    assert model(torch.rand(1, 1, 2, 32, 32)).shape == (1, 3)
+    with registered_aggregator("last_step_for_test", LastStep):
+        model = create_model("timm:test_resnet", "last_step_for_test", num_classes=3)
+        assert model(torch.rand(1, 1, 2, 32, 32)).shape == (1, 3)
 
 
 def test_module_without_num_features_is_rejected():
-    with pytest.raises(TypeError, match="num_features"):
+    with pytest.raises(ConfigError, match="num_features"):
         create_encoder(nn.Conv2d(3, 3, 1))
 
 

@@ -3,9 +3,12 @@ import torch
 from torch import nn
 
 from slicevid import SliceSequenceClassifier, create_model
+from slicevid.errors import CheckpointError
 from slicevid.presets import viptt_net
 
-from .conftest import tiny_model
+from .helpers import tiny_model
+
+pytestmark = pytest.mark.usefixtures("plain_cnn_encoder")
 
 SHAPE_TABLE = [
     # encoder, aggregator, aggregator kwargs, input shape, expected logits shape
@@ -129,7 +132,7 @@ def test_save_pretrained_rejects_anonymous_modules(tmp_path):
 
 
 def test_from_pretrained_missing_folder(tmp_path):
-    with pytest.raises(FileNotFoundError, match="save_pretrained"):
+    with pytest.raises(CheckpointError, match="save_pretrained"):
         SliceSequenceClassifier.from_pretrained(tmp_path / "nope")
 
 

@@ -10,7 +10,7 @@ from slicevid import SliceSequenceClassifier
 from slicevid.data import CTPreprocessing
 from slicevid.model_config import ModelConfig
 
-from .conftest import tiny_model
+from .helpers import tiny_model
 
 
 def test_round_trip_keeps_class_names_and_preprocessing(tmp_path):

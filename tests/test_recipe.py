@@ -14,18 +14,11 @@ from slicevid.train import Evaluation, TrainConfig, fit
 from slicevid.train.losses import class_weighted_cross_entropy
 from slicevid.train.optim import PlateauLR
 
+from .helpers import plain_model, toy_data
+
+pytestmark = pytest.mark.usefixtures("plain_cnn_encoder")
+
 PAPER_WEIGHTS = torch.tensor([0.437, 0.813, 1.807, 1.830, 2.614])
-
-
-def toy_data(n=12, classes=3, seed=0):
-    gen = torch.Generator().manual_seed(seed)
-    labels = torch.arange(n) % classes
-    return TensorDataset(torch.rand(n, 1, 3, 32, 32, generator=gen) + labels.view(-1, 1, 1, 1, 1) * 0.2, labels)
-
-
-def plain_model(classes=3):
-    torch.manual_seed(0)
-    return create_model("test_plain_cnn", num_classes=classes, aggregator_kwargs={"hidden_size": 8}, head_hidden=16)
 
 
 def test_keras_class_weights_are_a_weighted_mean():

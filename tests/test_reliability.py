@@ -11,7 +11,9 @@ from slicevid import DataError, TrainingDivergedError
 from slicevid.train import TrainConfig, fit
 from slicevid.train.run_folder import RunFolderError, open_run_folder
 
-from .test_recipe import plain_model, toy_data
+from .helpers import plain_model, toy_data
+
+pytestmark = pytest.mark.usefixtures("plain_cnn_encoder")
 
 QUIET = {"progress": False, "batch_size": 4, "lr": 0.05}
 

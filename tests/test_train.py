@@ -13,34 +13,24 @@ import pytest
 import torch
 from torch.utils.data import TensorDataset
 
-from slicevid import SliceSequenceClassifier, TrainingDivergedError, create_model
+from slicevid import SliceSequenceClassifier, TrainingDivergedError
 from slicevid.metrics import classification_report, format_table
 from slicevid.train import TrainConfig, evaluate, extract_features, finetune, fit, pretrain
 from slicevid.train.checkpoint import load_checkpoint
 from slicevid.train.run_folder import RUN_FILES
 
-from .conftest import tiny_model
+from .helpers import plain_model, tiny_model, toy_data
+
+pytestmark = pytest.mark.usefixtures("plain_cnn_encoder")
 
 QUIET = {"progress": False, "batch_size": 4, "lr": 0.05}
 
 
-def toy_data(n=12, classes=3, seed=0):
-    gen = torch.Generator().manual_seed(seed)
-    labels = torch.arange(n) % classes
-    volumes = torch.rand(n, 1, 3, 32, 32, generator=gen) * 0.5 + labels.view(-1, 1, 1, 1, 1) * 0.2
-    return TensorDataset(volumes, labels)
-
-
-def plain_model(classes=3, **kwargs):
-    torch.manual_seed(0)
-    return create_model(
-        "test_plain_cnn", num_classes=classes, aggregator_kwargs={"hidden_size": 8}, head_hidden=16, **kwargs
-    )
-
-
 def test_fit_writes_run_folder_and_restores_best(tmp_path):
     model = tiny_model(num_classes=3)
-    result = fit(model, toy_data(), toy_data(seed=1), TrainConfig(epochs=3, out_dir=str(tmp_path), **QUIET))
+    result = fit(
+        model, toy_data(noise=0.5), toy_data(seed=1, noise=0.5), TrainConfig(epochs=3, out_dir=str(tmp_path), **QUIET)
+    )
     assert set(RUN_FILES) <= {p.name for p in tmp_path.iterdir()}
     assert len(result.history) == 3 and result.best_epoch in (1, 2, 3)
     assert result.best_val_loss == min(row["val_loss"] for row in result.history)
@@ -56,7 +46,7 @@ def test_same_seed_same_weights():
     states = []
     for _ in range(2):
         model = plain_model()
-        fit(model, toy_data(), None, TrainConfig(epochs=2, augment="paper", **QUIET))
+        fit(model, toy_data(noise=0.5), None, TrainConfig(epochs=2, augment="paper", **QUIET))
         states.append(model.state_dict())
     for key in states[0]:
         assert torch.equal(states[0][key], states[1][key]), key
@@ -64,8 +54,8 @@ def test_same_seed_same_weights():
 
 def test_gradient_accumulation_matches_bigger_batch():
     a, b = plain_model(), plain_model()
-    fit(a, toy_data(), None, TrainConfig(epochs=1, batch_size=4, lr=0.05, progress=False))
-    fit(b, toy_data(), None, TrainConfig(epochs=1, batch_size=2, grad_accum=2, lr=0.05, progress=False))
+    fit(a, toy_data(noise=0.5), None, TrainConfig(epochs=1, batch_size=4, lr=0.05, progress=False))
+    fit(b, toy_data(noise=0.5), None, TrainConfig(epochs=1, batch_size=2, grad_accum=2, lr=0.05, progress=False))
     for (key, x), y in zip(a.state_dict().items(), b.state_dict().values(), strict=True):
         assert torch.allclose(x, y, atol=1e-6), key
 
@@ -82,7 +72,7 @@ def test_feature_cache_matches_uncached_training():
     cached, uncached = plain_model(), plain_model()
     for model in (cached, uncached):
         model.freeze_encoder(include_adapter=True)
-    data, val = toy_data(), toy_data(seed=1)
+    data, val = toy_data(noise=0.5), toy_data(seed=1, noise=0.5)
     r1 = fit(cached, data, val, TrainConfig(epochs=3, feature_cache=True, **QUIET))
     r2 = fit(uncached, data, val, TrainConfig(epochs=3, **QUIET))
     for key, value in cached.state_dict().items():
@@ -95,10 +85,10 @@ def test_feature_cache_needs_frozen_features_and_no_augmentation():
     model = plain_model()
     model.freeze_encoder()  # the adapter still trains, as in the paper: features are not fixed
     with pytest.raises(ValueError, match="include_adapter=True"):
-        extract_features(model, toy_data())
+        extract_features(model, toy_data(noise=0.5))
     model.freeze_encoder(include_adapter=True)
     with pytest.raises(ValueError, match="augment='none'"):
-        fit(model, toy_data(), None, TrainConfig(epochs=1, feature_cache=True, augment="paper", **QUIET))
+        fit(model, toy_data(noise=0.5), None, TrainConfig(epochs=1, feature_cache=True, augment="paper", **QUIET))
 
 
 def test_pretrain_then_finetune_end_to_end(tmp_path):
@@ -111,8 +101,8 @@ def test_pretrain_then_finetune_end_to_end(tmp_path):
     encoder_before = {k: v.clone() for k, v in video.encoder.state_dict().items()}
     model, ft = finetune(
         tmp_path / "pt" / "best",
-        toy_data(classes=5, n=10),
-        toy_data(classes=5, n=10, seed=2),
+        toy_data(classes=5, n=10, noise=0.5),
+        toy_data(classes=5, n=10, seed=2, noise=0.5),
         TrainConfig(epochs=2, out_dir=str(tmp_path / "ft"), **QUIET),
         num_classes=5,
     )
@@ -126,7 +116,7 @@ def test_evaluate_and_metrics_against_sklearn():
     from sklearn.metrics import accuracy_score, cohen_kappa_score, f1_score
 
     model = tiny_model(num_classes=3).eval()
-    data = toy_data()
+    data = toy_data(noise=0.5)
     evaluation = evaluate(model, data, progress=False)
     preds, labels = evaluation.predictions.numpy(), data.tensors[1].numpy()
     report = evaluation.report
@@ -166,10 +156,10 @@ class NaNFromSecondEpoch(TensorDataset):
 
 def test_nan_loss_stops_with_clear_message_and_keeps_checkpoint(tmp_path):
     model = plain_model()
-    poisoned = NaNFromSecondEpoch(*toy_data().tensors)
+    poisoned = NaNFromSecondEpoch(*toy_data(noise=0.5).tensors)
     expected = r"loss became nan at epoch 2, batch 1.*last\.safetensors \(epoch 1\)"
     with pytest.raises(TrainingDivergedError, match=expected):
-        fit(model, poisoned, toy_data(seed=1), TrainConfig(epochs=3, out_dir=str(tmp_path), **QUIET))
+        fit(model, poisoned, toy_data(seed=1, noise=0.5), TrainConfig(epochs=3, out_dir=str(tmp_path), **QUIET))
     kept = load_checkpoint(tmp_path / "last.safetensors")
     assert kept["state"].epoch == 1
     assert all(torch.isfinite(v).all() for v in kept["model"].values() if v.is_floating_point())
@@ -296,15 +286,17 @@ def test_finetune_seeds_the_new_head(tmp_path):
     states = []
     for _ in range(2):
         torch.rand(7)  # whatever ran before must not matter
-        model, _ = finetune(tmp_path / "pt", toy_data(classes=5, n=10), None, TrainConfig(epochs=1, **QUIET))
+        model, _ = finetune(tmp_path / "pt", toy_data(classes=5, n=10, noise=0.5), None, TrainConfig(epochs=1, **QUIET))
         states.append(model.state_dict())
     for key in states[0]:
         assert torch.equal(states[0][key], states[1][key]), key
 
 
 def test_resume_from_a_truncated_checkpoint_is_one_clear_error(tmp_path):
-    fit(plain_model(), toy_data(), None, TrainConfig(epochs=1, out_dir=str(tmp_path), **QUIET))
+    fit(plain_model(), toy_data(noise=0.5), None, TrainConfig(epochs=1, out_dir=str(tmp_path), **QUIET))
     checkpoint = tmp_path / "last.safetensors"
     checkpoint.write_bytes(checkpoint.read_bytes()[:64])
     with pytest.raises(ValueError, match=r"last\.safetensors: not a readable slicevid checkpoint"):
-        fit(plain_model(), toy_data(), None, TrainConfig(epochs=2, out_dir=str(tmp_path), resume=True, **QUIET))
+        fit(
+            plain_model(), toy_data(noise=0.5), None, TrainConfig(epochs=2, out_dir=str(tmp_path), resume=True, **QUIET)
+        )

@@ -15,6 +15,8 @@ import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from .errors import OutputError
+
 TEMP_MARKER = ".slicevid-tmp"
 TEMP_GLOB = f".*{TEMP_MARKER}*"
 
@@ -38,14 +40,20 @@ def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path; on success it is fsynced and renamed onto ``target``.
 
     Raises:
-        OSError: the folder cannot be written (a full disk, no permission); ``target`` is untouched.
+        OutputError: ``target`` is a folder, or its folder cannot be written (a full disk, no
+            permission); ``target`` is untouched.
     """
     target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    # Keep the target's suffixes so writers that pick a format by extension still work.
-    suffix = TEMP_MARKER + "".join(target.suffixes)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=suffix)
-    os.close(fd)
+    if target.is_dir():
+        raise OutputError(f"{target} is a folder; expected a file name to write")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        # Keep the target's suffixes so writers that pick a format by extension still work.
+        suffix = TEMP_MARKER + "".join(target.suffixes)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=suffix)
+        os.close(fd)
+    except OSError as err:
+        raise OutputError(f"cannot write {target}: {err.strerror or err}") from err
     tmp_path = Path(tmp)
     try:
         yield tmp_path
@@ -53,6 +61,10 @@ def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
             os.fsync(handle.fileno())
         os.chmod(tmp_path, _file_mode())
         os.replace(tmp_path, target)
+    except OutputError:
+        raise
+    except OSError as err:
+        raise OutputError(f"cannot write {target}: {err.strerror or err}") from err
     finally:
         tmp_path.unlink(missing_ok=True)
 

@@ -4,14 +4,21 @@ Used for encoders and aggregators, and (through :func:`check_choice`) for every 
 takes one of a fixed set of strings. Unknown names fail with the closest valid names, so a
 typo like ``"lstn"`` tells the user what they meant; names are matched case-insensitively
 when that is unambiguous (``"LSTM"`` is ``"lstm"``).
+
+Plugins: a package can register components by declaring an entry point in the registry's
+group (``slicevid.encoders``, ``slicevid.aggregators``) that names a module or a callable;
+a registry loads its group's entry points the first time a name is looked up.
 """
 
 from __future__ import annotations
 
 import difflib
 import fnmatch
+import warnings
 from collections.abc import Callable, Iterable
 from typing import Generic, TypeVar
+
+from .errors import ConfigError, UnknownNameError
 
 T = TypeVar("T")
 
@@ -31,7 +38,7 @@ def match_case(name: str, options: Iterable[str]) -> str | None:
 
 
 def check_choice(argument: str, value: object, choices: Iterable[object]) -> object:
-    """Return ``value`` (case-corrected for strings) if it is one of ``choices``; else a ``ValueError``.
+    """Return ``value`` (case-corrected for strings) if it is one of ``choices``; else a ``ConfigError``.
 
     The error names the argument, lists the valid values and suggests the closest ones.
     """
@@ -42,40 +49,68 @@ def check_choice(argument: str, value: object, choices: Iterable[object]) -> obj
     if isinstance(value, str) and (fixed := match_case(value, names)) is not None:
         return fixed
     hint = suggest(value, names) if isinstance(value, str) else ""
-    raise ValueError(f"{argument} must be one of {', '.join(map(repr, choices))}; got {value!r}.{hint}")
+    raise ConfigError(argument, f"must be one of {', '.join(map(repr, choices))}; got {value!r}.{hint}")
 
 
 class Registry(Generic[T]):
-    """Maps names to builder callables for one kind of component."""
+    """Maps names to builder callables for one kind of component.
 
-    def __init__(self, kind: str) -> None:
+    Args:
+        kind: what the registry holds, for messages (``"encoder"``).
+        entry_point_group: the entry-point group plugins register through, if any.
+    """
+
+    def __init__(self, kind: str, entry_point_group: str | None = None) -> None:
         self.kind = kind
+        self.entry_point_group = entry_point_group
         self._builders: dict[str, Callable[..., T]] = {}
+        self._plugins_loaded = entry_point_group is None
 
     def register(self, name: str, builder: Callable[..., T] | None = None):
         """Register ``builder`` under ``name``; usable as a decorator."""
 
         def add(fn: Callable[..., T]) -> Callable[..., T]:
             if name in self._builders:
-                raise ValueError(f"{self.kind} {name!r} is already registered")
+                raise ConfigError(f"{self.kind} name {name!r}", "is already registered; choose another name")
             self._builders[name] = fn
             return fn
 
         return add(builder) if builder is not None else add
 
+    def unregister(self, name: str) -> None:
+        """Remove ``name`` (a plugin or test that registered it temporarily)."""
+        self._builders.pop(name, None)
+
+    def _load_plugins(self) -> None:
+        """Import every entry point of the group once; a broken plugin warns instead of failing."""
+        if self._plugins_loaded:
+            return
+        self._plugins_loaded = True
+        from importlib.metadata import entry_points
+
+        for point in entry_points(group=self.entry_point_group):
+            try:
+                loaded = point.load()
+                if callable(loaded) and point.name not in self._builders:  # else a module that registers on import
+                    self.register(point.name, loaded)
+            except Exception as err:  # a plugin's own bug must not break slicevid
+                warnings.warn(f"{self.kind} plugin {point.name!r} ({point.value}) failed to load: {err}", stacklevel=3)
+
     def names(self, pattern: str = "*") -> list[str]:
         """Sorted registered names matching a shell-style ``pattern``."""
+        self._load_plugins()
         return sorted(n for n in self._builders if fnmatch.fnmatch(n, pattern))
 
     def canonical(self, name: str) -> str | None:
         """The registered spelling of ``name`` (exact, else case-insensitive), or ``None``."""
+        self._load_plugins()
         return name if name in self._builders else match_case(name, self._builders)
 
     def get(self, name: str, hint: str = "") -> Callable[..., T]:
-        """The builder for ``name``; a ``KeyError`` lists close matches otherwise (plus ``hint``)."""
+        """The builder for ``name``; an ``UnknownNameError`` lists close matches otherwise (plus ``hint``)."""
         canonical = self.canonical(name)
         if canonical is not None:
             return self._builders[canonical]
-        raise KeyError(
+        raise UnknownNameError(
             f"Unknown {self.kind} {name!r}.{suggest(name, self._builders)}{hint} Available: {', '.join(self.names())}."
         )

@@ -28,8 +28,9 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from ._registry import Registry, check_choice
 from .devices import without_autocast
+from .errors import ConfigError
 
-_AGGREGATORS: Registry[nn.Module] = Registry("aggregator")
+_AGGREGATORS: Registry[nn.Module] = Registry("aggregator", entry_point_group="slicevid.aggregators")
 READOUTS = ("last", "mean")
 
 
@@ -198,7 +199,7 @@ class TransformerAggregator(nn.Module):
     ) -> None:
         super().__init__()
         if width % heads or width % 2:
-            raise ValueError(f"width must be even and divisible by heads; got width={width}, heads={heads}")
+            raise ConfigError("width", f"must be even and divisible by heads; got width={width}, heads={heads}")
         self.project = nn.Linear(in_features, width)
         self.summary = nn.Parameter(torch.zeros(1, 1, width))
         nn.init.normal_(self.summary, std=0.02)
@@ -236,6 +237,11 @@ def register_aggregator(name: str, builder: Callable[..., nn.Module] | None = No
     return _AGGREGATORS.register(name, builder)
 
 
+def unregister_aggregator(name: str) -> None:
+    """Remove a registered aggregator (for tests and plugins that register temporarily)."""
+    _AGGREGATORS.unregister(name)
+
+
 def list_aggregators(pattern: str = "*") -> list[str]:
     """Registered aggregator names matching ``pattern``."""
     return _AGGREGATORS.names(pattern)
@@ -251,8 +257,8 @@ def create_aggregator(aggregator: str | nn.Module, in_features: int, **kwargs) -
     """Build an aggregator by name for ``in_features``-wide slice features, or validate a module.
 
     Raises:
-        KeyError: unknown name (with close matches).
-        ValueError: a keyword argument the aggregator does not take.
+        UnknownNameError: unknown name (with close matches).
+        ConfigError: a keyword argument the aggregator does not take.
     """
     if isinstance(aggregator, nn.Module):
         module = aggregator
@@ -261,7 +267,7 @@ def create_aggregator(aggregator: str | nn.Module, in_features: int, **kwargs) -
         _check_kwargs(f"aggregator {aggregator!r}", builder, kwargs)
         module = builder(in_features, **kwargs)
     if not isinstance(getattr(module, "out_features", None), int):
-        raise TypeError(f"Aggregator {type(module).__name__} must expose an integer `out_features`.")
+        raise ConfigError(f"aggregator {type(module).__name__}", "must expose an integer `out_features`")
     return module
 
 
@@ -276,9 +282,10 @@ def _check_kwargs(what: str, builder: Callable, kwargs: dict) -> None:
     accepted = [n for n, p in parameters.items() if p.kind is not inspect.Parameter.POSITIONAL_ONLY][1:]
     unknown = sorted(set(kwargs) - set(accepted))
     if unknown:
-        raise ValueError(
-            f"{what} does not take {', '.join(map(repr, unknown))}; it takes "
-            f"{', '.join(map(repr, accepted)) or 'no keyword arguments'}"
+        raise ConfigError(
+            what,
+            f"does not take {', '.join(map(repr, unknown))}; it takes "
+            f"{', '.join(map(repr, accepted)) or 'no keyword arguments'}",
         )
 
 

@@ -23,6 +23,8 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
+from .errors import ConfigError
+
 PAPER_ANGLES = (-20.0, -10.0, -5.0, 0.0, 5.0, 10.0, 20.0)
 
 
@@ -43,7 +45,7 @@ def rotate_axial(volumes: torch.Tensor, degrees: torch.Tensor) -> torch.Tensor:
 
 def _batched(volumes: torch.Tensor) -> tuple[torch.Tensor, bool]:
     if volumes.ndim not in (4, 5):
-        raise ValueError(f"Expected (C, D, H, W) or (B, C, D, H, W), got shape {tuple(volumes.shape)}")
+        raise ConfigError("volumes", f"must be (C, D, H, W) or (B, C, D, H, W), got shape {tuple(volumes.shape)}")
     return (volumes[None], True) if volumes.ndim == 4 else (volumes, False)
 
 
@@ -66,9 +68,9 @@ class RandomAxialRotation:
         clip: tuple[float, float] | None = (0.0, 1.0),
     ) -> None:
         if not angles:
-            raise ValueError("angles must not be empty")
+            raise ConfigError("angles", "must not be empty")
         if not 0.0 <= p <= 1.0:
-            raise ValueError(f"p must be in [0, 1], got {p}")
+            raise ConfigError("p", f"must be in [0, 1], got {p}")
         self.angles = torch.tensor([float(a) for a in angles])
         self.p, self.clip = p, clip
 
@@ -154,4 +156,4 @@ def make_augmentation(kind: str) -> RandomAxialRotation | StudyAugmentation | No
         return RandomAxialRotation.notebook_variant()
     if kind == "torchio":
         return StudyAugmentation()
-    raise ValueError(f"augment must be one of 'none', 'paper', 'notebook', 'torchio'; got {kind!r}")
+    raise ConfigError("augment", f"must be one of 'none', 'paper', 'notebook', 'torchio'; got {kind!r}")

@@ -30,8 +30,8 @@ from .data import TB_CLASSES, UCF50_PAPER_CLASSES, CTPreprocessing, ImageCLEFTBT
 from .data.synthetic import write_action_videos, write_tb_phantoms
 from .metrics import ClassificationReport, format_table
 from .model import SliceSequenceClassifier, create_model
+from .plots import plot_confusion_matrix, plot_slice_montage
 from .train import TrainConfig, evaluate, finetune, pretrain
-from .train.plots import plot_confusion_matrix, plot_slice_montage
 
 ARM_SLUGS = {"PT": "pt", "No PT": "nopt"}  # file-name spelling of the two fine-tuning arms
 

@@ -11,6 +11,8 @@ import os
 
 import torch
 
+from .errors import ConfigError
+
 AMP_MODES = ("auto", "bf16", "off")
 _AUTOCAST_DEVICES = ("cpu", "cuda", "mps", "xpu")
 
@@ -19,7 +21,7 @@ def resolve_device(name: str | torch.device) -> torch.device:
     """``"auto"`` -> this process's GPU if there is one (``LOCAL_RANK`` under torchrun), else the CPU.
 
     Raises:
-        ValueError: the name is not a device, or names a GPU this machine does not have.
+        ConfigError: the name is not a device, or names a GPU this machine does not have.
     """
     if isinstance(name, torch.device):
         return name
@@ -30,16 +32,18 @@ def resolve_device(name: str | torch.device) -> torch.device:
     try:
         device = torch.device(name)
     except RuntimeError as err:
-        raise ValueError(f"--device {name!r} is not a device name; expected 'auto', 'cpu', 'cuda' or 'cuda:N'") from err
+        raise ConfigError(
+            "device", f"{name!r} is not a device name; expected 'auto', 'cpu', 'cuda' or 'cuda:N'"
+        ) from err
     if device.type == "cuda":
         if not torch.cuda.is_available():
-            raise ValueError(f"--device {name!r}: no CUDA GPU is available on this machine; use 'cpu' or 'auto'")
+            raise ConfigError("device", f"{name!r}: no CUDA GPU is available on this machine; use 'cpu' or 'auto'")
         if device.index is None:
             device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
         if device.index >= torch.cuda.device_count():
-            raise ValueError(f"--device {name!r}: this machine has {torch.cuda.device_count()} GPU(s)")
+            raise ConfigError("device", f"{name!r}: this machine has {torch.cuda.device_count()} GPU(s)")
     elif device.type != "cpu" and not _available(device.type):
-        raise ValueError(f"--device {name!r}: {device.type} is not available on this machine")
+        raise ConfigError("device", f"{name!r}: {device.type} is not available on this machine")
     return device
 
 

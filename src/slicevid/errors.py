@@ -1,8 +1,12 @@
 """Exception types users can catch.
 
-Every problem with input *data* (a missing scan, a corrupt file, an unknown label, a
-NaN volume, an undecodable video) raises :class:`DataError`, whose message names the
-file and what was expected. It subclasses ``ValueError`` so generic handlers still work.
+Every error slicevid raises about what it was *given* (a file, a label, a setting, a tensor)
+is a :class:`SlicevidError`, with a message that names the file or argument and what was
+expected. The command line prints those as one line and exits with status 2; anything else
+is a bug and keeps its traceback.
+
+Each type also subclasses the built-in exception a Python user would expect (``ValueError``,
+``KeyError``, ``FileNotFoundError`` ...), so generic handlers keep working.
 """
 
 from __future__ import annotations
@@ -11,15 +15,52 @@ import warnings
 from collections.abc import Sequence
 
 
-class DataError(ValueError):
+class SlicevidError(Exception):
+    """Base of every error about slicevid's inputs: files, labels, settings, tensors, run folders."""
+
+
+class ConfigError(SlicevidError, ValueError):
+    """A setting or argument is invalid.
+
+    Args:
+        setting: the setting's name as Python spells it (``"lr"``, ``"window"``); the command
+            line shows the matching ``--flag`` instead.
+        reason: what is wrong, phrased to follow the name (``"must be positive, got -1"``).
+    """
+
+    def __init__(self, setting: str, reason: str) -> None:
+        super().__init__(f"{setting} {reason}")
+        self.setting, self.reason = setting, reason
+
+
+class DataError(SlicevidError, ValueError):
     """A data file or label is missing, unreadable or not what slicevid expects."""
 
 
-class WeightsNotFoundError(FileNotFoundError):
+class UnknownNameError(SlicevidError, KeyError):
+    """A name (encoder, aggregator, recipe, column ...) is not known; the message suggests close ones."""
+
+    def __str__(self) -> str:  # KeyError would print the message in quotes
+        return str(self.args[0]) if self.args else ""
+
+
+class WeightsNotFoundError(SlicevidError, FileNotFoundError):
     """Pretrained weights were asked for but are not available locally."""
 
 
-class TrainingDivergedError(RuntimeError):
+class CheckpointError(SlicevidError, ValueError):
+    """A checkpoint or exported model is unreadable, or does not fit what it is used for."""
+
+
+class RunFolderError(SlicevidError, ValueError):
+    """A run folder cannot be used as asked (a file, another run's, locked, or a refused resume)."""
+
+
+class OutputError(SlicevidError, OSError):
+    """A result could not be written (no permission, a full disk, a folder where a file should go)."""
+
+
+class TrainingDivergedError(SlicevidError, RuntimeError):
     """The training or validation loss became NaN or infinite, or exploded."""
 
 

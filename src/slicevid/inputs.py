@@ -12,6 +12,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from .errors import ConfigError
+
 
 class RepeatChannels(nn.Module):
     """Tile a single channel to ``channels`` copies (a pseudo-RGB image)."""
@@ -30,7 +32,7 @@ def make_adapter(kind: str, channels: int) -> nn.Module:
         return nn.Conv3d(channels, 3, kernel_size=1, bias=True)
     if kind == "repeat":
         if channels != 1:
-            raise ValueError(f"adapter='repeat' needs one input channel per slice, got {channels}")
+            raise ConfigError("adapter='repeat'", f"needs one input channel per slice, got {channels}")
         return RepeatChannels(3)
     return nn.Identity()
 
@@ -62,22 +64,22 @@ def validate_batch(
         ValueError: wrong type, shape, channel count or dtype; an empty batch or depth; lengths
             that do not fit the batch. The message names the layout expected.
     """
-    expected = f"a float tensor of shape (B, C={channels}, D, H, W)"
+    expected = f"must be a float tensor of shape (B, C={channels}, D, H, W)"
     if not isinstance(x, Tensor):
-        raise ValueError(f"Expected {expected}, got {type(x).__name__}")
+        raise ConfigError("input", f"{expected}, got {type(x).__name__}")
     if x.ndim != 5:
         hint = " (add a batch dimension with x[None])" if x.ndim == 4 else ""
-        raise ValueError(f"Expected {expected}, got shape {tuple(x.shape)}{hint}")
+        raise ConfigError("input", f"{expected}, got shape {tuple(x.shape)}{hint}")
     if x.shape[1] != channels:
-        raise ValueError(f"Expected {expected}, got {x.shape[1]} channels in shape {tuple(x.shape)}")
+        raise ConfigError("input", f"{expected}, got {x.shape[1]} channels in shape {tuple(x.shape)}")
     if not x.is_floating_point():
-        raise ValueError(f"Expected {expected}, got dtype {x.dtype}; scale intensities to [0, 1] floats")
+        raise ConfigError("input", f"{expected}, got dtype {x.dtype}; scale intensities to [0, 1] floats")
     if 0 in x.shape:
-        raise ValueError(f"Expected {expected} with at least one sample and one slice, got shape {tuple(x.shape)}")
+        raise ConfigError("input", f"{expected} with at least one sample and one slice, got shape {tuple(x.shape)}")
     if lengths is not None:
         lengths = torch.as_tensor(lengths, device=x.device)
         if lengths.shape != (x.shape[0],) or lengths.is_floating_point():
-            raise ValueError(f"lengths must be {x.shape[0]} integers, one per sample; got {tuple(lengths.shape)}")
+            raise ConfigError("lengths", f"must be {x.shape[0]} integers, one per sample; got {tuple(lengths.shape)}")
         if int(lengths.min()) < 1 or int(lengths.max()) > x.shape[2]:
-            raise ValueError(f"lengths must lie in 1..{x.shape[2]} (the padded depth), got {lengths.tolist()}")
+            raise ConfigError("lengths", f"must lie in 1..{x.shape[2]} (the padded depth), got {lengths.tolist()}")
     return x.to(dtype), lengths

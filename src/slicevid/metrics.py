@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from ._io import atomic_write_text
+from .errors import ConfigError, DataError
 
 
 def balanced_class_weights(labels: np.ndarray, num_classes: int) -> torch.Tensor:
@@ -30,7 +31,7 @@ def balanced_class_weights(labels: np.ndarray, num_classes: int) -> torch.Tensor
     counts = np.bincount(np.asarray(labels, dtype=np.int64), minlength=num_classes)
     if (counts == 0).any():
         empty = [int(i) for i in np.flatnonzero(counts == 0)]
-        raise ValueError(f"Cannot balance class weights: classes {empty} have no training samples")
+        raise DataError(f"Cannot balance class weights: classes {empty} have no training samples")
     return torch.tensor(counts.sum() / (num_classes * counts), dtype=torch.float32)
 
 
@@ -102,7 +103,9 @@ def classification_report(
 
     y_true, y_pred = np.asarray(y_true, dtype=np.int64), np.asarray(y_pred, dtype=np.int64)
     if y_true.shape != y_pred.shape or y_true.ndim != 1 or len(y_true) == 0:
-        raise ValueError(f"y_true and y_pred must be equal-length 1D sequences, got {y_true.shape} and {y_pred.shape}")
+        raise ConfigError(
+            "y_true and y_pred", f"must be equal-length 1D sequences, got {y_true.shape} and {y_pred.shape}"
+        )
     if num_classes is None:
         num_classes = len(class_names) if class_names else int(max(y_true.max(), y_pred.max())) + 1
     names = tuple(class_names) if class_names else tuple(str(i) for i in range(num_classes))

@@ -25,7 +25,8 @@ from torch.utils.checkpoint import checkpoint
 
 from .aggregators import canonical_aggregator_name, create_aggregator, takes_lengths
 from .encoders import canonical_encoder_name, create_encoder, size_error
-from .explain import slice_importance
+from .errors import ConfigError
+from .importance import slice_importance
 from .inputs import make_adapter, stack_slice_context, validate_batch
 from .model_config import ModelConfig
 from .pretrained import read_model_config, read_pretrained_weights, write_pretrained
@@ -155,7 +156,7 @@ class SliceSequenceClassifier(nn.Module):
             channels_last: run the encoder in channels-last memory format (faster on GPUs).
         """
         if chunk is not None and (isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1):
-            raise ValueError(f"slice_chunk must be a positive integer or None, got {chunk!r}")
+            raise ConfigError("slice_chunk", f"must be a positive integer or None, got {chunk!r}")
         self.slice_chunk, self.checkpoint_slices = chunk, bool(checkpoint)
         if channels_last != self.channels_last:
             self.encoder.to(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
@@ -228,18 +229,16 @@ class SliceSequenceClassifier(nn.Module):
     def forward_head(self, features: Tensor, lengths: Tensor | None = None) -> Tensor:
         """Logits ``(B, num_classes)`` from slice features ``(B, D, F)``."""
         if features.ndim != 3 or features.shape[-1] != self.num_features:
-            raise ValueError(
-                f"Expected slice features of shape (B, D, {self.num_features}), got {tuple(features.shape)}"
-            )
+            raise ConfigError("features", f"must have shape (B, D, {self.num_features}), got {tuple(features.shape)}")
         return self.head(self._aggregate(self.feature_norm(features), lengths))
 
     def _aggregate(self, features: Tensor, lengths: Tensor | None) -> Tensor:
         if lengths is None:
             return self.aggregator(features)
         if not takes_lengths(self.aggregator):
-            raise ValueError(
-                f"Aggregator {type(self.aggregator).__name__} does not take lengths, so it cannot "
-                "read padded batches; give its forward a `lengths` argument"
+            raise ConfigError(
+                f"aggregator {type(self.aggregator).__name__}",
+                "does not take lengths, so it cannot read padded batches; give its forward a `lengths` argument",
             )
         return self.aggregator(features, lengths)
 
@@ -269,7 +268,14 @@ class SliceSequenceClassifier(nn.Module):
             with torch.no_grad():
                 x, lengths = self.check_input(x, lengths)
                 features = self._features(x, lengths)
-            return slice_importance(self, features, lengths)
+
+            def predicted_logit(f: Tensor) -> Tensor:
+                logits = self.forward_head(f, lengths)
+                return logits.gather(1, logits.argmax(dim=1, keepdim=True))[:, 0]
+
+            weights = getattr(self.aggregator, "slice_weights", None)
+            pooled_weights = (lambda f, n: weights(self.feature_norm(f), n)) if weights is not None else None
+            return slice_importance(features, lengths, predicted_logit, pooled_weights)
         finally:
             self.train(was_training)
 
@@ -326,9 +332,10 @@ class SliceSequenceClassifier(nn.Module):
         """Write ``config.json`` (the :class:`ModelConfig`) and ``model.safetensors`` atomically."""
         missing = [k for k in ("encoder", "aggregator") if getattr(self.config, k) is None]
         if missing:
-            raise ValueError(
-                f"Cannot save a model built from module instances ({', '.join(missing)}): "
-                "register them with register_encoder / register_aggregator and build by name."
+            raise ConfigError(
+                "save_pretrained",
+                f"cannot save a model built from module instances ({', '.join(missing)}): "
+                "register them with register_encoder / register_aggregator and build by name",
             )
         return write_pretrained(directory, self.config, self.state_dict())
 

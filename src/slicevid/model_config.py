@@ -20,6 +20,7 @@ from typing import Any, Literal, get_args
 
 from ._registry import check_choice
 from .data.preprocess import CTPreprocessing
+from .errors import CheckpointError, ConfigError
 
 Adapter = Literal["conv", "repeat", "none"]
 FeatureNorm = Literal["none", "layernorm"]
@@ -83,20 +84,20 @@ class ModelConfig:
         for name in ("num_classes", "in_channels", "head_hidden"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+                raise ConfigError(name, f"must be a positive integer, got {value!r}")
         if isinstance(self.slice_context, bool) or not isinstance(self.slice_context, int) or self.slice_context < 0:
-            raise ValueError(f"slice_context must be a non-negative integer, got {self.slice_context!r}")
+            raise ConfigError("slice_context", f"must be a non-negative integer, got {self.slice_context!r}")
         object.__setattr__(self, "adapter", check_choice("adapter", self.adapter, get_args(Adapter)))
         object.__setattr__(self, "feature_norm", check_choice("feature_norm", self.feature_norm, get_args(FeatureNorm)))
         names = tuple(str(n) for n in self.class_names) or tuple(str(i) for i in range(self.num_classes))
         if len(names) != self.num_classes:
-            raise ValueError(f"class_names has {len(names)} names for num_classes={self.num_classes}: {names}")
+            raise ConfigError("class_names", f"has {len(names)} names for num_classes={self.num_classes}: {names}")
         object.__setattr__(self, "class_names", names)
         if self.input_size is not None:
             object.__setattr__(self, "input_size", tuple(None if s is None else int(s) for s in self.input_size))
         low, high = (float(v) for v in self.input_range)
         if not high > low:
-            raise ValueError(f"input_range must be (low, high) with high > low, got {self.input_range}")
+            raise ConfigError("input_range", f"must be (low, high) with high > low, got {self.input_range}")
         object.__setattr__(self, "input_range", (low, high))
 
     @property
@@ -138,16 +139,16 @@ class ModelConfig:
         """Rebuild from :meth:`to_dict` output; configs written by slicevid 0.1 load with a warning.
 
         Raises:
-            ValueError: unknown keys, or values that do not validate (the message names ``source``).
+            CheckpointError: unknown keys, or values that do not validate (the message names ``source``).
         """
         if not isinstance(values, dict):
-            raise ValueError(f"{source}: expected a JSON object, got {type(values).__name__}")
+            raise CheckpointError(f"{source}: expected a JSON object, got {type(values).__name__}")
         values = dict(values)
         version = values.pop("format_version", 1)
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(values) - known - set(_RUNTIME_KEYS))
         if unknown:
-            raise ValueError(f"{source}: unknown key(s) {unknown}; expected some of {sorted(known)}")
+            raise CheckpointError(f"{source}: unknown key(s) {unknown}; expected some of {sorted(known)}")
         if version < FORMAT_VERSION:
             missing = sorted(k for k in ("class_names", "input_size", "preprocessing") if k not in values)
             warnings.warn(
@@ -166,4 +167,4 @@ class ModelConfig:
         try:
             return cls(**values)
         except (TypeError, ValueError) as err:
-            raise ValueError(f"{source}: {err}") from err
+            raise CheckpointError(f"{source}: {err}") from err

@@ -26,7 +26,7 @@ from .data.batching import pad_collate
 from .data.ct import is_dicom_file, is_nifti
 from .data.imageclef import list_scans
 from .devices import resolve_device
-from .errors import DataError
+from .errors import ConfigError, DataError, OutputError
 from .model import SliceSequenceClassifier
 
 SUBMISSION_IDS = ("stem", "filename")
@@ -104,9 +104,10 @@ def resolve_preprocessing(
         if given is not None and given != wanted
     ]
     if conflicts:
-        raise ValueError(
-            f"{', '.join(conflicts)}: the checkpoint was trained on {saved.size} inputs "
-            f"(depth, height, width){', rotate90' if saved.rotate90 else ''}; drop these flags"
+        raise ConfigError(
+            ", ".join(conflicts),
+            f"contradict the checkpoint: it was trained on {saved.size} inputs "
+            f"(depth, height, width){', rotate90' if saved.rotate90 else ''}; drop these flags",
         )
     return replace(saved, nan_policy=nan_policy) if nan_policy else saved
 
@@ -134,7 +135,7 @@ def predict_scans(
         explain_dir: also compute each scan's slice importance (``Prediction.importance``) and
             write ``<file id>.png`` here: the slice montage beside the importance curve.
     """
-    from .train.plots import plot_slice_importance
+    from .plots import plot_slice_importance
 
     model = (
         checkpoint
@@ -146,8 +147,8 @@ def predict_scans(
     if preprocessing is None:
         preprocessing = resolve_preprocessing(model, nan_policy=nan_policy)
     elif model.config.preprocessing is not None and preprocessing.size != model.config.preprocessing.size:
-        raise ValueError(
-            f"preprocessing.size {preprocessing.size} does not match the model's {model.config.preprocessing.size}"
+        raise ConfigError(
+            "preprocessing.size", f"{preprocessing.size} does not match the model's {model.config.preprocessing.size}"
         )
     dataset = CTVolumeDataset(expand_inputs(inputs), preprocessing=preprocessing, cache_dir=cache_dir)
     predictions = []
@@ -184,7 +185,7 @@ def write_submission(predictions: Sequence[Prediction], path: str | os.PathLike,
     ids = check_choice("ids", ids, SUBMISSION_IDS)
     path = Path(path)
     if path.is_dir():
-        raise ValueError(f"--csv {path} is a folder; expected a file name for the submission")
+        raise OutputError(f"--csv {path} is a folder; expected a file name for the submission")
     buffer = io.StringIO()
     csv.writer(buffer, lineterminator="\n").writerows(
         (p.file_id if ids == "stem" else p.file_name, p.label + 1) for p in predictions

@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 
 from ._io import atomic_write, atomic_write_text
+from .errors import CheckpointError
 from .model_config import ModelConfig
 from .weights import read_state_dict
 
@@ -38,11 +39,11 @@ def read_model_config(directory: str | os.PathLike) -> ModelConfig:
     config_path, weights_path = directory / CONFIG_NAME, directory / WEIGHTS_NAME
     for path in (config_path, weights_path):
         if not path.is_file():
-            raise FileNotFoundError(f"{path} not found: expected a folder written by save_pretrained()")
+            raise CheckpointError(f"{path} not found: expected a folder written by save_pretrained()")
     try:
         values = json.loads(config_path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ValueError(f"{config_path}: not valid JSON ({err})") from err
+        raise CheckpointError(f"{config_path}: not valid JSON ({err})") from err
     return ModelConfig.from_dict(values, source=str(config_path))
 
 

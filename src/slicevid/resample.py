@@ -29,6 +29,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .errors import ConfigError
+
 ArrayT = TypeVar("ArrayT", np.ndarray, torch.Tensor)
 SELECTIONS = ("even", "first", "middle", "last")
 ZOOM_MODES = ("nearest", "constant")
@@ -38,7 +40,7 @@ def _as_float_tensor(volume: np.ndarray | torch.Tensor, name: str) -> torch.Tens
     tensor = torch.as_tensor(volume) if isinstance(volume, np.ndarray) else volume
     if not isinstance(tensor, torch.Tensor) or tensor.ndim not in (3, 4):
         shape = getattr(volume, "shape", None)
-        raise ValueError(f"{name} expects a (D, H, W) or (C, D, H, W) array, got shape {shape}")
+        raise ConfigError(f"{name} volume", f"must be a (D, H, W) or (C, D, H, W) array, got shape {shape}")
     return tensor if tensor.is_floating_point() else tensor.float()
 
 
@@ -62,16 +64,16 @@ def spline_interpolated_zoom(
         The zoomed volume, of the same kind (numpy or torch) and number of dimensions.
     """
     if len(size) != 3 or any(int(s) < 1 for s in size):
-        raise ValueError(f"size must be three positive integers (D, H, W), got {size}")
+        raise ConfigError("size", f"must be three positive integers (D, H, W), got {size}")
     if mode not in ZOOM_MODES:
-        raise ValueError(f"mode must be one of {ZOOM_MODES}, got {mode!r}")
+        raise ConfigError("mode", f"must be one of {ZOOM_MODES}, got {mode!r}")
     tensor = _as_float_tensor(volume, "spline_interpolated_zoom")
     if min(tensor.shape[-3:]) < 1:
-        raise ValueError(f"spline_interpolated_zoom got an empty volume of shape {tuple(tensor.shape)}")
+        raise ConfigError("spline_interpolated_zoom volume", f"is empty: shape {tuple(tensor.shape)}")
     size = tuple(int(s) for s in size)
     if mode == "constant":
         if order not in (0, 1, 3):
-            raise ValueError(f"order must be 0, 1 or 3, got {order}")
+            raise ConfigError("order", f"must be 0, 1 or 3, got {order}")
         result = _scipy_zoom(tensor, size, order=order, mode="constant")
     elif order == 1:
         batched = tensor.reshape(-1, 1, *tensor.shape[-3:])
@@ -84,7 +86,7 @@ def spline_interpolated_zoom(
     elif order == 3:
         result = _scipy_zoom(tensor, size, order=3, mode="nearest")
     else:
-        raise ValueError(f"order must be 0, 1 or 3, got {order}")
+        raise ConfigError("order", f"must be 0, 1 or 3, got {order}")
     return _like(result, volume)
 
 
@@ -142,12 +144,12 @@ def select_slices(volume: ArrayT, num_slices: int, how: str = "even") -> ArrayT:
             A short scan is padded by repeating its edge slices (``"even"`` repeats evenly).
     """
     if how not in SELECTIONS:
-        raise ValueError(f"how must be one of {SELECTIONS}, got {how!r}")
+        raise ConfigError("how", f"must be one of {SELECTIONS}, got {how!r}")
     if num_slices < 1:
-        raise ValueError(f"num_slices must be >= 1, got {num_slices}")
+        raise ConfigError("num_slices", f"must be >= 1, got {num_slices}")
     tensor = torch.as_tensor(volume) if isinstance(volume, np.ndarray) else volume
     if tensor.ndim not in (3, 4):
-        raise ValueError(f"select_slices expects (D, H, W) or (C, D, H, W), got shape {tuple(tensor.shape)}")
+        raise ConfigError("select_slices volume", f"must be (D, H, W) or (C, D, H, W), got shape {tuple(tensor.shape)}")
     depth = tensor.shape[-3]
     if how == "even":
         index = torch.from_numpy(np.linspace(0, depth - 1, num_slices).round().astype(np.int64))

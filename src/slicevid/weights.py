@@ -1,12 +1,13 @@
-"""Loading weights safely: safetensors, ``torch.load(weights_only=True)`` or h5py, never pickle.
+"""Loading weights safely and offline: safetensors, ``torch.load(weights_only=True)`` or h5py, never pickle.
 
-Also resolves the named encoder weights from local caches, failing with a message that names
-the exact file to place there when offline:
+This layer knows file formats and where frameworks cache their downloads; it knows no model.
+Each encoder owns the conversion of foreign checkpoints into its own layout (VGG-16's Keras
+weights live with VGG-16), as timm's model files own theirs.
 
-* ``"imagenet"`` for ``"vgg16"``: torchvision's ``VGG16_Weights.IMAGENET1K_V1``, in the torch
-  hub cache;
-* ``"keras-imagenet"`` for ``"vgg16"``: Keras's ``vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5``
-  in the Keras cache (``$KERAS_HOME/models`` or ``~/.keras/models``), which the authors started from.
+Nothing here ever starts a download: slicevid runs where the network may be closed, and a
+retry loop is worse than a clear error. Named weights are looked up in the caches torchvision,
+timm (Hugging Face) and Keras fill on a machine with network access; a missing file is a
+:class:`~slicevid.WeightsNotFoundError` that names the exact file and where to put it.
 """
 
 from __future__ import annotations
@@ -14,23 +15,28 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 
-from .errors import WeightsNotFoundError
+from .errors import CheckpointError, WeightsNotFoundError
 
-NAMED_WEIGHTS = ("imagenet", "keras-imagenet")
-KERAS_VGG16_NOTOP = "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5"
-KERAS_VGG16_URL = f"https://storage.googleapis.com/tensorflow/keras-applications/vgg16/{KERAS_VGG16_NOTOP}"
+WEIGHTS_OPTION = "--encoder-weights FILE (encoder_weights=FILE in Python)"
+"""How a user passes a local weights file, in both spellings (for messages)."""
 # Keys a full classification checkpoint carries beyond the convolutional trunk.
 _HEAD_PREFIXES = ("classifier.", "fc.", "head.", "avgpool.")
 
 
 def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
-    """Read a ``.safetensors`` / ``.pth`` / ``.pt`` / ``.bin`` file into a flat state dict."""
+    """Read a ``.safetensors`` / ``.pth`` / ``.pt`` / ``.bin`` file into a flat state dict.
+
+    Raises:
+        WeightsNotFoundError: the file does not exist.
+        CheckpointError: it is unreadable, truncated, or would need unpickling.
+    """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"Weights file not found: {path}")
+        raise WeightsNotFoundError(f"Weights file not found: {path}")
     if path.suffix == ".safetensors":
         from safetensors import SafetensorError
         from safetensors.torch import load_file
@@ -38,11 +44,11 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
         try:
             return load_file(str(path))
         except (SafetensorError, OSError) as err:
-            raise ValueError(f"{path}: not a readable safetensors file ({err}); was it truncated?") from err
+            raise CheckpointError(f"{path}: not a readable safetensors file ({err}); was it truncated?") from err
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # the unpickler's errors are many and unhelpful
-        raise ValueError(
+        raise CheckpointError(
             f"Could not read weights from {path} with torch.load(weights_only=True): {err}. "
             "slicevid only loads plain tensors; re-save the file as a state dict or safetensors."
         ) from err
@@ -50,8 +56,33 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
         if isinstance(state, dict) and isinstance(state.get(key), dict):
             state = state[key]
     if not isinstance(state, dict):
-        raise ValueError(f"{path} does not hold a state dict (found {type(state).__name__})")
+        raise CheckpointError(f"{path} does not hold a state dict (found {type(state).__name__})")
     return state
+
+
+def read_h5_datasets(path: str | os.PathLike) -> dict[str, np.ndarray]:
+    """Every dataset of an HDF5 file by its path (under ``model_weights/`` for Keras whole-model files).
+
+    Raises:
+        WeightsNotFoundError: the file does not exist.
+        CheckpointError: it is not HDF5.
+    """
+    import h5py
+
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsNotFoundError(f"Keras weights file not found: {path}")
+    try:
+        handle = h5py.File(path, "r")
+    except OSError as err:
+        raise CheckpointError(f"{path}: not an HDF5 file ({err})") from err
+    datasets: dict[str, np.ndarray] = {}
+    with handle:
+        root = handle.get("model_weights", handle)
+        root.visititems(
+            lambda name, item: datasets.__setitem__(name, np.asarray(item)) if isinstance(item, h5py.Dataset) else None
+        )
+    return datasets
 
 
 def load_into(module: nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
@@ -59,6 +90,9 @@ def load_into(module: nn.Module, state: dict[str, torch.Tensor], source: str) ->
 
     A leading ``encoder.`` prefix (our own checkpoints) is stripped, and classification-head
     keys of a full backbone checkpoint (``classifier.*``, ``fc.*`` ...) are ignored.
+
+    Raises:
+        CheckpointError: the weights do not fit the module (every problem is listed).
     """
     own = module.state_dict()
     if not any(k in own for k in state) and all(k.startswith("encoder.") for k in state):
@@ -79,7 +113,7 @@ def load_into(module: nn.Module, state: dict[str, torch.Tensor], source: str) ->
     if mis_shaped:
         problems.append(f"shape mismatches {_short(mis_shaped)}")
     if problems:
-        raise ValueError(f"Weights from {source} do not fit {type(module).__name__}: " + "; ".join(problems))
+        raise CheckpointError(f"Weights from {source} do not fit {type(module).__name__}: " + "; ".join(problems))
     module.load_state_dict(state, strict=True)
 
 
@@ -112,61 +146,46 @@ def adapt_first_conv(state: dict[str, torch.Tensor], module: nn.Module) -> dict[
     return adapted
 
 
-def resolve_encoder_weights(weights: str | os.PathLike, encoder: str | None = None) -> dict[str, torch.Tensor]:
-    """A state dict for ``weights``: a named set (see module docs) or a file (``.h5`` = Keras VGG-16)."""
-    if str(weights) in NAMED_WEIGHTS:
-        if encoder != "vgg16":
-            raise WeightsNotFoundError(f"encoder_weights={weights!r} exists for 'vgg16' only (and timm encoders)")
-        return vgg16_imagenet_state() if weights == "imagenet" else keras_vgg16_state(keras_vgg16_path())
-    path = Path(weights)
-    if path.suffix in (".h5", ".hdf5"):
-        return keras_vgg16_state(path)
-    return read_state_dict(path)
+def torch_hub_file(url: str, what: str) -> Path:
+    """The torch hub cache's copy of ``url`` (where ``torch.hub`` downloads put it), never downloading.
 
-
-def keras_vgg16_state(path: str | os.PathLike) -> dict[str, torch.Tensor]:
-    """VGG-16 convolution weights from a Keras ``.h5`` (no-top weights, or a whole model) as our state dict."""
-    from .convert.keras import read_h5_datasets, vgg16_conv_weights
-
-    path = Path(path)
-    return {k: torch.from_numpy(v) for k, v in vgg16_conv_weights(read_h5_datasets(path), path).items()}
-
-
-def keras_vgg16_path() -> Path:
-    """Where Keras caches its VGG-16 no-top weights; a ``WeightsNotFoundError`` says so when absent."""
-    target = Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")) / "models" / KERAS_VGG16_NOTOP
+    Raises:
+        WeightsNotFoundError: the file is not there; the message names the URL and the path.
+    """
+    target = Path(torch.hub.get_dir()) / "checkpoints" / Path(url).name
     if not target.is_file():
         raise WeightsNotFoundError(
-            f"Keras ImageNet VGG-16 weights are not available locally. Download {KERAS_VGG16_URL} on a machine "
-            f"with network access and copy it to {target} (set KERAS_HOME to move that folder), or pass "
-            "encoder_weights='/path/to/vgg16_notop.h5'."
+            f"{what} weights are not available locally, and slicevid never downloads. Download {url} on a "
+            f"machine with network access and copy it to {target} (set TORCH_HOME to move that folder), "
+            f"or pass {WEIGHTS_OPTION}."
         )
     return target
 
 
-def vgg16_imagenet_state() -> dict[str, torch.Tensor]:
-    """torchvision's ImageNet VGG-16 weights, from the local torch hub cache if present.
+def keras_cache_file(name: str, url: str, what: str) -> Path:
+    """Keras's cache's copy of ``name`` (``$KERAS_HOME/models`` or ``~/.keras/models``), never downloading.
 
-    Downloads only when the network is allowed (``SLICEVID_OFFLINE`` unset). When the file
-    is missing offline, the error names the exact path to copy it to.
+    Raises:
+        WeightsNotFoundError: the file is not there; the message names the URL and the path.
     """
-    from torchvision.models import VGG16_Weights
-
-    url = VGG16_Weights.IMAGENET1K_V1.url
-    target = Path(torch.hub.get_dir()) / "checkpoints" / Path(url).name
+    target = Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")) / "models" / name
     if not target.is_file():
-        if os.environ.get("SLICEVID_OFFLINE"):
-            raise WeightsNotFoundError(_missing_vgg_message(url, target))
-        try:
-            torch.hub.load_state_dict_from_url(url, progress=True, map_location="cpu")
-        except Exception as err:
-            raise WeightsNotFoundError(_missing_vgg_message(url, target) + f" (download failed: {err})") from err
-    return read_state_dict(target)
+        raise WeightsNotFoundError(
+            f"{what} weights are not available locally, and slicevid never downloads. Download {url} on a "
+            f"machine with network access and copy it to {target} (set KERAS_HOME to move that folder), "
+            f"or pass {WEIGHTS_OPTION}."
+        )
+    return target
 
 
-def _missing_vgg_message(url: str, target: Path) -> str:
-    return (
-        f"ImageNet VGG-16 weights are not available locally. Download {url} "
-        f"on a machine with network access and copy it to {target} (set TORCH_HOME to move "
-        "that folder), or pass encoder_weights='/path/to/vgg16.pth'."
-    )
+def hugging_face_cache_file(repo_id: str, filenames: tuple[str, ...]) -> Path | None:
+    """The first of ``filenames`` of ``repo_id`` already in the Hugging Face cache, without any request."""
+    try:
+        from huggingface_hub import try_to_load_from_cache
+    except ImportError:
+        return None
+    for filename in filenames:
+        found = try_to_load_from_cache(repo_id, filename)
+        if isinstance(found, str):
+            return Path(found)
+    return None

@@ -2,8 +2,9 @@
 
 Every subcommand takes ``--config FILE`` (YAML or JSON): its keys are the subcommand's
 option names (``batch_size`` for ``--batch-size``) and act as defaults that explicit
-flags override. Errors about input print one line and exit with status 2; set
-``SLICEVID_DEBUG=1`` for tracebacks.
+flags override. Errors about what the user gave (slicevid's own exception types) print one
+line, in command-line terms, and exit with status 2; ``--debug`` (or ``SLICEVID_DEBUG=1``)
+shows their traceback. Any other exception is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
@@ -12,12 +13,10 @@ import argparse
 import os
 import sys
 
-from ..errors import DataError, TrainingDivergedError, WeightsNotFoundError
+from ..errors import ConfigError, SlicevidError
 from .parser import REQUIRED, build_parser
 
 __all__ = ["build_parser", "main", "parse_args"]
-
-USER_ERRORS = (DataError, WeightsNotFoundError, TrainingDivergedError, OSError, ValueError, KeyError, TypeError)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -32,15 +31,31 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if getattr(args, "config", None):
         try:
             tokens = config_tokens(sub, read_config_file(args.config), args.config)
-        except (OSError, ValueError) as err:
+        except SlicevidError as err:
             sub.error(str(err))
         at = argv.index(args.command) + 1
         args = parser.parse_args([*argv[:at], *tokens, *argv[at:]])
     missing = [name for name in getattr(args, REQUIRED, []) if getattr(args, name, None) is None]
     if missing:
-        flags = {a.dest: a.option_strings[0] for a in sub._actions if a.option_strings}
-        sub.error(f"the following arguments are required: {', '.join(flags.get(m, m) for m in missing)}")
+        sub.error(f"the following arguments are required: {', '.join(flag_of(sub, m) for m in missing)}")
+    args.parser = sub
     return args
+
+
+def flag_of(parser: argparse.ArgumentParser, setting: str) -> str:
+    """The command-line flag of a setting (``"batch_size"`` -> ``"--batch-size"``), or the setting itself."""
+    for action in parser._actions:
+        if action.dest == setting and action.option_strings:
+            return action.option_strings[0]
+    return setting
+
+
+def user_message(err: SlicevidError, parser: argparse.ArgumentParser) -> str:
+    """The error's message, with a setting named as the command line spells it."""
+    if isinstance(err, ConfigError):
+        flag = flag_of(parser, err.setting)
+        return f"{flag} {err.reason}" if flag != err.setting else str(err)
+    return str(err)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -48,11 +63,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         args.handler(args)
-    except USER_ERRORS as err:
-        if os.environ.get("SLICEVID_DEBUG"):
+    except SlicevidError as err:
+        if args.debug or os.environ.get("SLICEVID_DEBUG"):
             raise
-        message = err.args[0] if isinstance(err, KeyError) and err.args else err
-        print(f"slicevid {args.command}: error: {message}", file=sys.stderr)
+        print(f"slicevid {args.command}: error: {user_message(err, args.parser)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -155,8 +155,6 @@ def cmd_predict(args: argparse.Namespace) -> None:
     from ..model import SliceSequenceClassifier
     from ..predict import predict_scans, resolve_preprocessing, write_submission
 
-    if args.csv and Path(args.csv).is_dir():
-        raise ValueError(f"--csv {args.csv} is a folder; expected a file name for the submission")
     model = SliceSequenceClassifier.from_pretrained(args.checkpoint)
     preprocessing = resolve_preprocessing(model, args.depth, args.size, args.rotate90, args.nan_policy)
     rows = predict_scans(

@@ -22,6 +22,8 @@ import typing
 from dataclasses import MISSING, fields
 from typing import Any, Literal, get_args, get_origin, get_type_hints
 
+from ..errors import ConfigError
+
 
 def json_object(text: str) -> dict:
     """An argparse type: a JSON object such as ``'{"img_size": 64}'``."""
@@ -129,7 +131,7 @@ def config_tokens(parser: argparse.ArgumentParser, values: dict[str, Any], sourc
     if unknown:
         positional = [a.dest for a in parser._actions if not a.option_strings]
         extra = f"; give {positional} on the command line" if set(unknown) & set(positional) else ""
-        raise ValueError(f"{source}: unknown setting(s) {unknown}{extra}; valid: {sorted(set(actions) - {'help'})}")
+        raise ConfigError(f"{source}:", f"unknown setting(s) {unknown}{extra}; valid: {sorted(set(actions) - {'help'})}")
     tokens: list[str] = []
     for name, value in values.items():
         action = actions[name]
@@ -138,16 +140,16 @@ def config_tokens(parser: argparse.ArgumentParser, values: dict[str, Any], sourc
             continue
         if isinstance(action, argparse.BooleanOptionalAction) or action.nargs == 0:
             if not isinstance(value, bool):
-                raise ValueError(f"{source}: setting {name!r} takes true or false, got {value!r}")
+                raise ConfigError(f"{source}:", f"setting {name!r} takes true or false, got {value!r}")
             if value or isinstance(action, argparse.BooleanOptionalAction):
                 tokens.append(flag if value else f"--no-{flag.removeprefix('--')}")
         elif isinstance(value, list):
             if action.nargs in (None, "?"):
-                raise ValueError(f"{source}: setting {name!r} takes one value, got the list {value}")
+                raise ConfigError(f"{source}:", f"setting {name!r} takes one value, got the list {value}")
             tokens += [flag, *map(str, value)]
         elif isinstance(value, dict):
             if action.type is not json_object:
-                raise ValueError(f"{source}: setting {name!r} takes one value, got a mapping {value}")
+                raise ConfigError(f"{source}:", f"setting {name!r} takes one value, got a mapping {value}")
             tokens += [flag, json.dumps(value)]
         else:
             tokens += [flag, str(value)]

@@ -99,6 +99,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
     def command(name: str, help_text: str, description: str) -> argparse.ArgumentParser:
         sub = subcommands.add_parser(name, help=help_text, description=description, formatter_class=_Formatter)
         sub.add_argument("--config", help="YAML/JSON file of option defaults (keys: option names with _)")
+        sub.add_argument("--debug", action="store_true", help="show the traceback of an error instead of one line")
         sub.set_defaults(**{REQUIRED: []})
         subparsers[name] = sub
         return sub

@@ -21,73 +21,24 @@ inputs, their CT preprocessing or raw 0-255 video frames), so ``slicevid predict
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from ..encoders import VGG16_CONV_INDICES
+from ..data.imageclef import TB_CLASSES
+from ..data.preprocess import AUTHORS_CT_PREPROCESSING
+from ..data.ucf import UCF50_PAPER_CLASSES
+from ..encoders.vgg import keras_vgg16_conv_weights
+from ..errors import CheckpointError
 from ..model import SliceSequenceClassifier, create_model
-
-VGG16_BLOCKS = [(1, 1), (1, 2), (2, 1), (2, 2), (3, 1), (3, 2), (3, 3), (4, 1), (4, 2), (4, 3), (5, 1), (5, 2), (5, 3)]
-_VGG_CONV = re.compile(r"block(\d)_conv(\d)")
-
-
-def read_h5_datasets(path: Path) -> dict[str, np.ndarray]:
-    """Every dataset of a Keras HDF5 file by its path (under ``model_weights/`` for whole-model files)."""
-    import h5py
-
-    if not path.is_file():
-        raise FileNotFoundError(f"Keras checkpoint not found: {path}")
-    try:
-        handle = h5py.File(path, "r")
-    except OSError as err:
-        raise ValueError(f"{path}: not an HDF5 file ({err})") from err
-    datasets: dict[str, np.ndarray] = {}
-    with handle:
-        root = handle.get("model_weights", handle)
-        root.visititems(
-            lambda name, item: datasets.__setitem__(name, np.asarray(item)) if isinstance(item, h5py.Dataset) else None
-        )
-    return datasets
-
-
-def vgg16_conv_weights(datasets: dict[str, np.ndarray], path: Path) -> dict[str, np.ndarray]:
-    """The 13 VGG-16 convolutions as ``features.N.weight`` / ``.bias`` (our layout) from Keras datasets.
-
-    Each ``block{b}_conv{n}`` layer is found by its group name, wherever it sits, and its kernel
-    and bias by shape (4D and 1D), so both Keras naming styles work: ``.../kernel:0`` and
-    ``.../bias:0``, or the older ``<layer>_W_1:0`` and ``<layer>_b_1:0``. Kernels are Keras's
-    ``(kh, kw, in, out)``.
-    """
-    found: dict[tuple[int, int, int], list[tuple[str, np.ndarray]]] = {}
-    for name, value in datasets.items():
-        match = _VGG_CONV.search(name)
-        if match and value.ndim in (1, 4):
-            found.setdefault((int(match.group(1)), int(match.group(2)), value.ndim), []).append((name, value))
-    state: dict[str, np.ndarray] = {}
-    channels = 3
-    for index, (block, number) in zip(VGG16_CONV_INDICES, VGG16_BLOCKS, strict=True):
-        out = 64 * 2 ** min(block - 1, 3)
-        for ndim, part, shape in ((4, "kernel", (3, 3, channels, out)), (1, "bias", (out,))):
-            matches = found.get((block, number, ndim), [])
-            if len(matches) != 1:
-                what = "missing" if not matches else f"ambiguous ({[n for n, _ in matches]})"
-                raise ValueError(f"{path}: weight block{block}_conv{number}/{part} {what}")
-            name, value = matches[0]
-            value = _expect(path, name, value, shape)
-            state[f"features.{index}.{'weight' if ndim == 4 else 'bias'}"] = (
-                value.transpose(3, 2, 0, 1) if ndim == 4 else value
-            )
-        channels = out
-    return {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in state.items()}
+from ..weights import read_h5_datasets
 
 
 def _pick(datasets: dict[str, np.ndarray], path: Path, what: str, predicate) -> tuple[str, np.ndarray]:
     matches = [(name, value) for name, value in datasets.items() if predicate(name, value)]
     if not matches:
-        raise ValueError(f"{path}: no {what} found; the file holds {sorted(datasets)[:12]}")
+        raise CheckpointError(f"{path}: no {what} found; the file holds {sorted(datasets)[:12]}")
     return sorted(matches)[0]
 
 
@@ -102,7 +53,7 @@ def _layer_of(name: str) -> str:
 
 def _expect(path: Path, name: str, value: np.ndarray, shape: tuple) -> np.ndarray:
     if value.shape != shape:
-        raise ValueError(f"{path}: weight {name} has shape {value.shape}, expected {shape}")
+        raise CheckpointError(f"{path}: weight {name} has shape {value.shape}, expected {shape}")
     return value
 
 
@@ -119,7 +70,7 @@ def _convert(datasets: dict[str, np.ndarray], path: Path) -> tuple[dict, dict[st
         path, _layer_of(name) + "/bias:0", datasets.get(_layer_of(name) + "/bias:0", np.empty(0)), (3,)
     )
 
-    state.update({f"encoder.{k}": v for k, v in vgg16_conv_weights(datasets, path).items()})
+    state.update({f"encoder.{k}": v for k, v in keras_vgg16_conv_weights(datasets, path).items()})
 
     name, recurrent = _pick(datasets, path, "LSTM recurrent_kernel", lambda n, v: _weight(n) == "recurrent_kernel")
     hidden = recurrent.shape[0]
@@ -127,7 +78,7 @@ def _convert(datasets: dict[str, np.ndarray], path: Path) -> tuple[dict, dict[st
     cell = _layer_of(name)
     for part, shape in (("kernel", (512, 4 * hidden)), ("bias", (4 * hidden,))):
         if f"{cell}/{part}:0" not in datasets:
-            raise ValueError(f"{path}: missing weight {cell}/{part}:0")
+            raise CheckpointError(f"{path}: missing weight {cell}/{part}:0")
         _expect(path, f"{cell}/{part}:0", datasets[f"{cell}/{part}:0"], shape)
     state["aggregator.rnn.weight_ih_l0"] = datasets[f"{cell}/kernel:0"].T
     state["aggregator.rnn.weight_hh_l0"] = recurrent.T
@@ -141,7 +92,7 @@ def _convert(datasets: dict[str, np.ndarray], path: Path) -> tuple[dict, dict[st
     }
     hidden_layers = [n for n, v in dense.items() if v.shape[0] == hidden]
     if len(hidden_layers) != 1:
-        raise ValueError(
+        raise CheckpointError(
             f"{path}: expected one Dense kernel of shape ({hidden}, N) after the LSTM, "
             f"found {[(n, dense[n].shape) for n in hidden_layers]}"
         )
@@ -149,7 +100,7 @@ def _convert(datasets: dict[str, np.ndarray], path: Path) -> tuple[dict, dict[st
     head_hidden = dense[hidden_name].shape[1]
     outputs = [n for n, v in dense.items() if v.shape[0] == head_hidden and n != hidden_name]
     if len(outputs) != 1:
-        raise ValueError(
+        raise CheckpointError(
             f"{path}: expected one output Dense kernel of shape ({head_hidden}, classes), "
             f"found {[(n, dense[n].shape) for n in outputs]}"
         )
@@ -157,7 +108,7 @@ def _convert(datasets: dict[str, np.ndarray], path: Path) -> tuple[dict, dict[st
     for layer, prefix in ((hidden_name, "head.hidden"), (output_name, "head.classifier")):
         bias_name = f"{layer}/bias:0"
         if bias_name not in datasets:
-            raise ValueError(f"{path}: missing weight {bias_name}")
+            raise CheckpointError(f"{path}: missing weight {bias_name}")
         state[f"{prefix}.weight"] = dense[layer].T
         state[f"{prefix}.bias"] = _expect(path, bias_name, datasets[bias_name], (dense[layer].shape[1],))
     config = {
@@ -172,9 +123,15 @@ def _convert(datasets: dict[str, np.ndarray], path: Path) -> tuple[dict, dict[st
 def load_keras_h5(path: str | os.PathLike) -> SliceSequenceClassifier:
     """Build a :class:`SliceSequenceClassifier` from a ViPTT-Net Keras ``.h5`` file.
 
+    Args:
+        path: ``ViPTT-Net-UCF50.h5`` or ``ViPTT-Net-CLEF-TBT.h5`` (or any model of the same layers).
+
+    Returns:
+        The model, in eval-ready form, with a config that records what the authors trained it on.
+
     Raises:
-        FileNotFoundError: the file does not exist.
-        ValueError: the file is not HDF5, or a weight is missing or mis-shaped (named in the message).
+        WeightsNotFoundError: the file does not exist.
+        CheckpointError: the file is not HDF5, or a weight is missing or mis-shaped (named in the message).
     """
     path = Path(path)
     config, state = _convert(read_h5_datasets(path), path)
@@ -194,11 +151,8 @@ def load_keras_h5(path: str | os.PathLike) -> SliceSequenceClassifier:
 
 def _authors_inputs(num_classes: int) -> dict:
     """What the authors' two checkpoints were trained on: class names, input size, range, preprocessing."""
-    from ..data import TB_CLASSES, UCF50_PAPER_CLASSES
-    from ..recipes import viptt_reproduction
-
     if num_classes == len(TB_CLASSES):  # ViPTT-Net-CLEF-TBT.h5
-        preprocessing = viptt_reproduction().preprocessing
+        preprocessing = AUTHORS_CT_PREPROCESSING
         return {"class_names": TB_CLASSES, "input_size": preprocessing.size, "preprocessing": preprocessing}
     if num_classes == len(UCF50_PAPER_CLASSES):  # ViPTT-Net-UCF50.h5: raw 0-255 frames
         return {"class_names": UCF50_PAPER_CLASSES, "input_size": (70, 224, 224), "input_range": (0.0, 255.0)}

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from .._io import atomic_write
-from ..errors import DataError
+from ..errors import ConfigError, DataError
 
 CACHE_VERSION = 1
 _DTYPES = {"float16": np.float16, "uint8": np.uint8, "float32": np.float32}
@@ -49,7 +49,7 @@ class VolumeCache:
 
     def __init__(self, root: str | os.PathLike, dtype: str = "float16") -> None:
         if dtype not in _DTYPES:
-            raise ValueError(f"dtype must be one of {sorted(_DTYPES)}, got {dtype!r}")
+            raise ConfigError("dtype", f"must be one of {sorted(_DTYPES)}, got {dtype!r}")
         check_cache_dir(root)
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)

@@ -22,7 +22,7 @@ from typing import TypeVar
 import numpy as np
 import torch
 
-from ..errors import DataError
+from ..errors import ConfigError, DataError
 
 ArrayT = TypeVar("ArrayT", np.ndarray, torch.Tensor)
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
@@ -64,7 +64,7 @@ def load_ct(
             geometry cannot be trusted, or it holds NaN/inf voxels under ``nan_policy="raise"``.
     """
     if nan_policy not in NAN_POLICIES:
-        raise ValueError(f"nan_policy must be one of {NAN_POLICIES}, got {nan_policy!r}")
+        raise ConfigError("nan_policy", f"must be one of {NAN_POLICIES}, got {nan_policy!r}")
     path = Path(path)
     if not path.exists():
         raise DataError(f"{path}: file not found")
@@ -238,7 +238,7 @@ def hu_window(volume: ArrayT, lo: float = DEFAULT_HU_WINDOW[0], hi: float = DEFA
     The default window ``[-1000, 400]`` is the paper's: air to dense soft tissue.
     """
     if not hi > lo:
-        raise ValueError(f"hu_window needs hi > lo, got lo={lo}, hi={hi}")
+        raise ConfigError("window", f"must be (lo, hi) with hi > lo, got lo={lo}, hi={hi}")
     if isinstance(volume, torch.Tensor):
         return ((volume.float().clamp(lo, hi) - lo) / (hi - lo)).float()
     return ((np.clip(np.asarray(volume, dtype=np.float32), lo, hi) - lo) / (hi - lo)).astype(np.float32)

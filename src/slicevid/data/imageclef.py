@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from .._registry import check_choice
-from ..errors import DataError, warn_skipped
+from ..errors import ConfigError, DataError, warn_skipped
 from ..metrics import balanced_class_weights
 from .cache import check_cache_dir
 from .ct import is_nifti
@@ -168,7 +168,7 @@ class ImageCLEFTBT(CTVolumeDataset):
             raise DataError(f"{root}: scan folder not found")
         if labels_csv is None:
             if split != "test":
-                raise ValueError(f"split={split!r} needs labels_csv; only split='test' runs unlabeled")
+                raise ConfigError(f"split={split!r}", "needs labels_csv; only split='test' runs unlabeled")
             super().__init__(list_scans(root), None, on_error=on_error, classes=TB_CLASSES, **kwargs)
             return
         excluded = read_exclusions(exclude)

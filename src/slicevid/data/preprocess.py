@@ -14,6 +14,7 @@ from typing import Literal, get_args
 import numpy as np
 
 from .._registry import check_choice
+from ..errors import ConfigError
 from ..resample import SELECTIONS, ZOOM_MODES, select_slices, spline_interpolated_zoom
 from .ct import DEFAULT_HU_WINDOW, NAN_POLICIES, hu_window, load_ct
 
@@ -62,16 +63,17 @@ class CTPreprocessing:
             object.__setattr__(self, name, check_choice(name, getattr(self, name), choices))
         depth, height, width = self.size
         if self.variable_depth != (depth is None):
-            raise ValueError(
-                f"size depth must be None exactly when resample is one of {VARIABLE_DEPTH}; "
-                f"got size={self.size} with resample={self.resample!r}"
+            raise ConfigError(
+                "depth",
+                f"must be None exactly when resample is one of {VARIABLE_DEPTH}; "
+                f"got size={self.size} with resample={self.resample!r}",
             )
         if any(s is not None and int(s) < 1 for s in self.size):
-            raise ValueError(f"size must hold positive integers, got {self.size}")
+            raise ConfigError("size", f"must hold positive integers, got {self.size}")
         if (self.resample == "spacing") != (self.slice_spacing is not None):
-            raise ValueError("slice_spacing is needed with resample='spacing', and only then")
+            raise ConfigError("slice_spacing", "is needed with resample='spacing', and only then")
         if self.slice_spacing is not None and not self.slice_spacing > 0:
-            raise ValueError(f"slice_spacing must be positive, got {self.slice_spacing}")
+            raise ConfigError("slice_spacing", f"must be positive, got {self.slice_spacing}")
         object.__setattr__(self, "size", (None if depth is None else int(depth), int(height), int(width)))
         object.__setattr__(self, "window", tuple(float(w) for w in self.window))
 
@@ -110,6 +112,11 @@ class CTPreprocessing:
             return depth
         if self.resample == "spacing":
             if spacing is None:
-                raise ValueError("resample='spacing' needs the scan's voxel spacing")
+                raise ConfigError("resample='spacing'", "needs the scan's voxel spacing")
             return max(1, round(depth * spacing[0] / self.slice_spacing))
         return self.size[0]
+
+
+AUTHORS_CT_PREPROCESSING = CTPreprocessing(rotate90=True, zoom_mode="constant")
+"""The authors' CT preprocessing: slices rotated by 90 degrees, scipy's ``zoom`` with its default
+``mode="constant"`` to 70 x 224 x 224, the paper's HU window."""

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ..errors import DataError
+from ..errors import ConfigError, DataError
 
 
 def holdout_split(
@@ -32,7 +32,7 @@ def holdout_split(
     from sklearn.model_selection import GroupShuffleSplit, train_test_split
 
     if not 0 < fraction < 1:
-        raise ValueError(f"the held-out fraction must lie in (0, 1), got {fraction}")
+        raise ConfigError("val_fraction", f"must lie in (0, 1), got {fraction}")
     indices = np.arange(count)
     try:
         if groups is not None:

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from .._registry import check_choice
-from ..errors import DataError
+from ..errors import ConfigError, DataError
 from .splits import holdout_split, keras_validation_split
 from .video import VIDEO_SUFFIXES, VideoClipDataset
 
@@ -51,7 +51,7 @@ def split_indices(dataset: VideoClipDataset, split: str, val_fraction: float, se
     if split == "all":
         return np.arange(len(dataset))
     if split == "test" and split_by != "keras":
-        raise ValueError("split='test' exists with split_by='keras' (the authors' train/val/test split) only")
+        raise ConfigError("split='test'", "exists with split_by='keras' (the authors' train/val/test split) only")
     groups = [video_group(f) for f in dataset.files] if split_by == "group" else None
     train, held_out = holdout_split(len(dataset), val_fraction, seed, groups=groups)
     if split_by == "keras":

@@ -13,7 +13,7 @@ import torch
 from torch.utils.data import Dataset
 
 from .._registry import check_choice
-from ..errors import DataError, warn_skipped
+from ..errors import ConfigError, DataError, warn_skipped
 from .cache import VolumeCache
 from .preprocess import CTPreprocessing
 
@@ -58,7 +58,7 @@ class CTVolumeDataset(Dataset):
         self.sources = [Path(s) for s in sources]
         self.labels = np.full(len(self.sources), -1, dtype=np.int64) if labels is None else np.asarray(labels, np.int64)
         if len(self.labels) != len(self.sources):
-            raise ValueError(f"{len(self.sources)} sources but {len(self.labels)} labels")
+            raise ConfigError("labels", f"has {len(self.labels)} entries for {len(self.sources)} sources")
         self.preprocessing = preprocessing or CTPreprocessing()
         self.cache = VolumeCache(cache_dir, cache_dtype) if cache_dir is not None else None
         self.transform = transform
@@ -109,7 +109,7 @@ class CTVolumeDataset(Dataset):
         first failure is raised.
         """
         if self.cache is None:
-            raise ValueError("fill_cache needs a cache_dir")
+            raise ConfigError("fill_cache", "needs a cache_dir")
         from tqdm.auto import tqdm
 
         def attempt(index: int) -> str | None:

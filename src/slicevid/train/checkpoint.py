@@ -16,6 +16,7 @@ from typing import Any
 import torch
 
 from .._io import atomic_write
+from ..errors import CheckpointError
 from ..model_config import ModelConfig
 from .state import TrainState
 
@@ -76,7 +77,7 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
     """Read a checkpoint: ``model`` / ``best`` state dicts, ``optimizer``, ``state``, ``model_config``, ``rng``.
 
     Raises:
-        ValueError: the file is truncated, empty or not a slicevid checkpoint (named in the message).
+        CheckpointError: the file is truncated, empty or not a slicevid checkpoint (named in the message).
     """
     from safetensors import SafetensorError, safe_open
     from safetensors.torch import load_file
@@ -90,7 +91,7 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
         model_config = ModelConfig.from_dict(json.loads(metadata["model_config"]), source=str(path))
         optimizer = _unflatten_optimizer(tensors, json.loads(metadata["optimizer"]))
     except (SafetensorError, OSError, KeyError, TypeError, json.JSONDecodeError) as err:
-        raise ValueError(
+        raise CheckpointError(
             f"{path}: not a readable slicevid checkpoint ({type(err).__name__}: {err}); "
             "was it truncated? Remove it to start the run afresh"
         ) from err

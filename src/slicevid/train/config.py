@@ -20,6 +20,7 @@ from typing import Literal, get_args, get_type_hints
 
 from .._io import atomic_write_text
 from .._registry import check_choice
+from ..errors import ConfigError
 
 Optimizer = Literal["sgd", "adam", "adamw"]
 ClassWeightMode = Literal["keras", "normalized"]
@@ -112,17 +113,17 @@ class TrainConfig:
         ):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+                raise ConfigError(name, f"must be an integer >= {low}, got {value!r}")
         for name in ("lr", "momentum", "weight_decay", "plateau_factor", "plateau_min_delta"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-                raise ValueError(f"{name} must be a finite number, got {value!r}")
+                raise ConfigError(name, f"must be a finite number, got {value!r}")
         if not self.lr > 0:
-            raise ValueError(f"lr must be positive, got {self.lr}")
+            raise ConfigError("lr", f"must be positive, got {self.lr}")
         if not 0 < self.plateau_factor < 1:
-            raise ValueError(f"plateau_factor must lie in (0, 1), got {self.plateau_factor}")
+            raise ConfigError("plateau_factor", f"must lie in (0, 1), got {self.plateau_factor}")
         if self.resume and self.overwrite:
-            raise ValueError("resume and overwrite exclude each other: continue the run or replace it")
+            raise ConfigError("resume", "and overwrite exclude each other: continue the run or replace it")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -147,7 +148,7 @@ class TrainConfig:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
-            raise ValueError(f"{source}: unknown TrainConfig keys {unknown}; valid keys: {sorted(known)}")
+            raise ConfigError(f"{source}:", f"unknown TrainConfig keys {unknown}; valid keys: {sorted(known)}")
         return cls(**values)
 
 
@@ -155,12 +156,11 @@ def read_config_file(path: str | os.PathLike) -> dict:
     """A flat mapping of settings from a YAML or JSON file.
 
     Raises:
-        FileNotFoundError: the file does not exist.
-        ValueError: it is not UTF-8, does not parse, or is not a mapping.
+        ConfigError: the file does not exist, is not UTF-8, does not parse, or is not a mapping.
     """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"Config file not found: {path}")
+        raise ConfigError("Config file", f"not found: {path}")
     try:
         text = path.read_text(encoding="utf-8")
         if path.suffix in (".yaml", ".yml"):
@@ -170,11 +170,11 @@ def read_config_file(path: str | os.PathLike) -> dict:
         else:
             values = json.loads(text)
     except UnicodeDecodeError as err:
-        raise ValueError(f"{path}: not UTF-8 text ({err})") from err
+        raise ConfigError(f"{path}:", f"not UTF-8 text ({err})") from err
     except json.JSONDecodeError as err:
-        raise ValueError(f"{path}: not valid JSON ({err})") from err
+        raise ConfigError(f"{path}:", f"not valid JSON ({err})") from err
     except Exception as err:  # yaml.YAMLError and its many subclasses
-        raise ValueError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from err
+        raise ConfigError(f"{path}:", f"not valid YAML ({str(err).splitlines()[0]})") from err
     if not isinstance(values, dict):
-        raise ValueError(f"{path}: expected a mapping of settings, got {type(values).__name__}")
+        raise ConfigError(f"{path}:", f"expected a mapping of settings, got {type(values).__name__}")
     return values

@@ -12,6 +12,7 @@ import contextlib
 import math
 import time
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
@@ -20,7 +21,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from ..augment import make_augmentation
 from ..devices import autocast, autocast_dtype_for, resolve_device
-from ..errors import DataError, TrainingDivergedError
+from ..errors import ConfigError, DataError, RunFolderError, TrainingDivergedError
 from ..metrics import balanced_class_weights
 from ..model import SliceSequenceClassifier
 from .checkpoint import LAST_CHECKPOINT, load_checkpoint, save_checkpoint
@@ -98,7 +99,7 @@ class _Trainer:
 
     def _cache_features(self, train_data, val_data):
         if self.config.augment != "none":
-            raise ValueError("feature_cache needs augment='none': augmented inputs change the features every epoch")
+            raise ConfigError("feature_cache", "needs augment='none': augmented inputs change the features every epoch")
         kwargs = {
             "batch_size": max(self.config.batch_size, 8),
             "device": self.device,
@@ -135,7 +136,7 @@ class _Trainer:
         saved = load_checkpoint(path)
         differences = saved["model_config"].architecture_differences(self.model.config)
         if differences:
-            raise ValueError(
+            raise RunFolderError(
                 f"--resume: {path} was trained with another architecture ({'; '.join(differences)}, "
                 "saved vs now); use the saved settings or --overwrite"
             )
@@ -311,7 +312,7 @@ def fit(
     val_data: Dataset | None = None,
     config: TrainConfig | None = None,
     *,
-    class_names=None,
+    class_names: Sequence[str] | None = None,
 ) -> FitResult:
     """Train ``model`` on ``train_data``, validating on ``val_data`` after each epoch.
 

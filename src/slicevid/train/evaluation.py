@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -104,7 +105,7 @@ def evaluate(
     batch_size: int = 2,
     device: str = "auto",
     amp: str = "auto",
-    class_names=None,
+    class_names: Sequence[str] | None = None,
     num_workers: int = 0,
     progress: bool = True,
 ) -> Evaluation:

@@ -20,6 +20,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from ..data.batching import pad_collate
 from ..devices import autocast
+from ..errors import ConfigError
 from ..model import SliceSequenceClassifier
 
 
@@ -65,9 +66,9 @@ def extract_features(
     from tqdm.auto import tqdm
 
     if not model.features_frozen:
-        raise ValueError(
-            "The feature cache is exact only when the adapter and encoder are frozen: call "
-            "model.freeze_encoder(include_adapter=True) first."
+        raise ConfigError(
+            "feature_cache",
+            "is exact only when the adapter and encoder are frozen (model.freeze_encoder(include_adapter=True))",
         )
     device = torch.device(device)
     was_training = model.training

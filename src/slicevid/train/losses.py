@@ -12,6 +12,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from ..errors import ConfigError
+
 CLASS_WEIGHT_MODES = ("keras", "normalized")
 
 
@@ -27,7 +29,7 @@ def class_weighted_cross_entropy(
         mode: ``"keras"``: ``mean(w[y] * ce)``; ``"normalized"``: ``sum(w[y] * ce) / sum(w[y])``.
     """
     if mode not in CLASS_WEIGHT_MODES:
-        raise ValueError(f"mode must be one of {CLASS_WEIGHT_MODES}, got {mode!r}")
+        raise ConfigError("mode", f"must be one of {CLASS_WEIGHT_MODES}, got {mode!r}")
     if weights is None:
         return F.cross_entropy(logits, targets)
     if mode == "normalized":

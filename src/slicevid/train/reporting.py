@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 
 from .._io import atomic_write_text
-from .plots import plot_confusion_matrix, plot_slice_montage, plot_training_curves
+from ..plots import plot_confusion_matrix, plot_slice_montage, plot_training_curves
 
 
 def epoch_line(row: dict, epochs: int) -> str:

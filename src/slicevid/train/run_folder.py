@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from .._io import TEMP_GLOB
+from ..errors import RunFolderError
 
 LOCK_NAME = ".lock"
 RUN_FILES = (
@@ -29,10 +30,6 @@ RUN_FILES = (
     "montage.png",
 )
 """What ``fit`` writes into a run folder (``overwrite`` removes exactly these)."""
-
-
-class RunFolderError(ValueError):
-    """The run folder cannot be used as asked (a file, another run's, or locked by a live run)."""
 
 
 def check_run_folder(path: str | os.PathLike, *, resume: bool, overwrite: bool) -> Path:

@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 
 import torch
 from torch.utils.data import Dataset
@@ -28,7 +29,7 @@ def pretrain(
     config: TrainConfig | None = None,
     *,
     freeze_encoder: bool = True,
-    class_names=None,
+    class_names: Sequence[str] | None = None,
 ) -> FitResult:
     """Video pretraining: freeze the encoder (and the adapter when caching features), train the rest.
 
@@ -50,7 +51,7 @@ def finetune(
     config: TrainConfig | None = None,
     *,
     num_classes: int = 5,
-    class_names=None,
+    class_names: Sequence[str] | None = None,
     freeze_encoder: bool = False,
 ) -> tuple[SliceSequenceClassifier, FitResult]:
     """Fine-tune every layer for ``num_classes`` classes.

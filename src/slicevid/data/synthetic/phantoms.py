@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from ..._io import atomic_write, atomic_write_text
+from ...errors import ConfigError
 from ..imageclef import TB_CLASSES
 
 AIR_HU, LUNG_HU, TISSUE_HU = -1000.0, -850.0, 40.0
@@ -103,7 +104,7 @@ def make_phantom(
     With ``return_lesion`` also returns the boolean mask of voxels the lesion changed.
     """
     if label not in range(len(TB_CLASSES)):
-        raise ValueError(f"label must be 0..{len(TB_CLASSES) - 1}, got {label}")
+        raise ConfigError("label", f"must be 0..{len(TB_CLASSES) - 1}, got {label}")
     grid = _Grid(shape)
     volume = np.full(shape, AIR_HU, dtype=np.float32)
     body_ry, body_rx = 110 * rng.uniform(0.92, 1.08), 150 * rng.uniform(0.92, 1.08)
@@ -210,7 +211,7 @@ def write_tb_phantoms(
     rng = np.random.default_rng(seed)
     counts = [n_per_class] * len(TB_CLASSES) if isinstance(n_per_class, int) else list(n_per_class)
     if len(counts) != len(TB_CLASSES) or min(counts) < 0:
-        raise ValueError(f"n_per_class must be one count or {len(TB_CLASSES)} counts, got {n_per_class}")
+        raise ConfigError("n_per_class", f"must be one count or {len(TB_CLASSES)} counts, got {n_per_class}")
     labels = rng.permutation(np.repeat(np.arange(len(TB_CLASSES)), counts))
     rows = []
     for index, label in enumerate(labels, start=1):

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from ..._io import atomic_write
+from ...errors import ConfigError
 from ..ucf import UCF50_PAPER_CLASSES
 
 Frame = Callable[[float], list[tuple[str, float, float, float, float]]]
@@ -116,7 +117,7 @@ def make_action_clip(
 ) -> np.ndarray:
     """One clip of motion class ``kind`` (0..9): ``(frames, size, size, 3)`` uint8 RGB."""
     if kind not in range(len(MOTIONS)):
-        raise ValueError(f"kind must be 0..{len(MOTIONS) - 1}, got {kind}")
+        raise ConfigError("kind", f"must be 0..{len(MOTIONS) - 1}, got {kind}")
     from scipy.ndimage import gaussian_filter
 
     scene = MOTIONS[kind][1](rng)
@@ -176,9 +177,9 @@ def write_action_videos(
         ``root``.
     """
     if len(classes) > len(MOTIONS):
-        raise ValueError(f"write_action_videos has {len(MOTIONS)} motion classes, got {len(classes)} classes")
+        raise ConfigError("classes", f"must name {len(MOTIONS)} classes (one per motion), got {len(classes)}")
     if size % 2:
-        raise ValueError(f"size must be even for MPEG-4, got {size}")
+        raise ConfigError("size", f"must be even for MPEG-4, got {size}")
     root = Path(root)
     rng = np.random.default_rng(seed)
     for kind, name in enumerate(classes):

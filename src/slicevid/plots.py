@@ -8,8 +8,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .._io import atomic_write
-from ..metrics import ClassificationReport
+from ._io import atomic_write
+from .errors import ConfigError
+from .metrics import ClassificationReport
 
 
 def _pyplot():
@@ -71,7 +72,7 @@ def plot_slice_montage(
     plt = _pyplot()
     volume = np.asarray(volume).squeeze()
     if volume.ndim != 3:
-        raise ValueError(f"plot_slice_montage expects a (D, H, W) volume, got shape {volume.shape}")
+        raise ConfigError("plot_slice_montage volume", f"must be (D, H, W), got shape {volume.shape}")
     picks = np.linspace(0, volume.shape[0] - 1, min(num_slices, volume.shape[0])).round().astype(int)
     rows = int(np.ceil(len(picks) / columns))
     fig, axes = plt.subplots(rows, columns, figsize=(1.6 * columns, 1.7 * rows + 0.4), squeeze=False)
@@ -97,7 +98,7 @@ def plot_slice_importance(
     volume = np.asarray(volume).squeeze()
     importance = np.asarray(importance, dtype=np.float64)[: volume.shape[0]]
     if volume.ndim != 3:
-        raise ValueError(f"plot_slice_importance expects a (D, H, W) volume, got shape {volume.shape}")
+        raise ConfigError("plot_slice_importance volume", f"must be (D, H, W), got shape {volume.shape}")
     picks = np.sort(np.argsort(-importance, kind="stable")[: min(num_slices, volume.shape[0])])
     columns = 4
     rows = int(np.ceil(len(picks) / columns))
