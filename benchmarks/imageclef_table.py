@@ -1,17 +1,12 @@
 """Reproduce the paper's Table 1 (validation) and write Table 2 submissions (test), resumably.
 
-The configurations of the paper, on the stratified 80/20 split (seed 0) of the labelled scans:
-
-* **No PT**: no video pretraining. The authors' code kept ImageNet VGG-16 frozen and
-  trained the rest (the reproduction recipe does that); **No PT (scratch)** is what the
-  paper's text says, every layer from random weights;
-* **PT**: pretrain on the UCF50 10-class subset (VGG frozen), then fine-tune every layer;
-* **PT+CW**: as PT, with balanced class weights;
-* **PT+CW+AUG**: as PT+CW, with rotation augmentation.
-
-``--recipe reproduction`` (the default) is :func:`slicevid.recipes.viptt_reproduction`, the
-authors' code setting by setting; ``--recipe slicevid`` is slicevid's variant. Individual
-settings can be overridden (``--depth``, ``--epochs`` ...), e.g. for a quick look.
+This runs a named recipe with the one runner (``slicevid.recipes.run_recipe``, as ``slicevid
+run`` does) on the real data, and prints its table beside the paper's numbers. The
+configurations are the recipe's: for ``viptt-reproduction`` (the default) the authors' code
+setting by setting, with **No PT** as their code ran it (ImageNet VGG-16 frozen, the rest
+trained) and **No PT (scratch)** as the paper's text says it (every layer from random weights),
+then **PT**, **PT+CW** and **PT+CW+AUG**; ``slicevid`` is slicevid's variant. Single settings can
+be overridden (``--depth``, ``--epochs`` ...), e.g. for a quick look.
 
 Data (not downloadable by slicevid):
 
@@ -22,8 +17,7 @@ Data (not downloadable by slicevid):
   ``~/.keras/models/`` (torchvision's ``vgg16-397923af.pth`` in ``~/.cache/torch/hub/checkpoints/``
   for ``--recipe slicevid``).
 
-Every configuration writes its own folder under ``--out``; rerunning the same command skips
-finished configurations and resumes an interrupted one from its last epoch.
+Rerunning the same command skips finished configurations and resumes an interrupted one.
 
     python benchmarks/imageclef_table.py --scans TBT/train --labels-csv TBT/labels.csv --ucf50 UCF50 \\
         --test-scans TBT/test --exclude exclude.txt --out runs/table
@@ -33,21 +27,12 @@ finished configurations and resumes an interrupted one from its last epoch.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-import time
-from dataclasses import asdict, replace
-from pathlib import Path
-
-import torch
+from dataclasses import replace
 
 from slicevid._io import atomic_write_text
-from slicevid.data import TB_CLASSES, ImageCLEFTBT, ucf50
-from slicevid.metrics import ClassificationReport, format_table
-from slicevid.predict import predict_scans, write_submission
-from slicevid.presets import viptt_net
-from slicevid.recipes import RECIPES, Recipe
-from slicevid.train import finetune, pretrain
+from slicevid.metrics import format_table
+from slicevid.recipes import RECIPES, Recipe, named_recipe, run_recipe
 
 PAPER_TABLE1 = {  # validation split, 184 scans; the paper prints four F1 columns (mapping uncertain)
     "No PT": {"kappa": 0.17, "Infiltrative": 0.61, "Focal": 0.46, "Tuberculoma": 0.00, "Miliary": 0.14},
@@ -56,124 +41,23 @@ PAPER_TABLE1 = {  # validation split, 184 scans; the paper prints four F1 column
     "PT+CW+AUG": {"kappa": 0.33, "Infiltrative": 0.59, "Focal": 0.47, "Tuberculoma": 0.27, "Miliary": 0.54},
 }
 PAPER_TABLE2 = {"PT": (0.13, 0.423), "PT+CW": (0.14, 0.385), "PT+CW+AUG": (0.20, 0.423)}  # test: kappa, accuracy
-CONFIGURATIONS = {  # name: (pretrained, class weights, augmented, every layer from random weights)
-    "No PT": (False, False, False, False),
-    "No PT (scratch)": (False, False, False, True),
-    "PT": (True, False, False, False),
-    "PT+CW": (True, True, False, False),
-    "PT+CW+AUG": (True, True, True, False),
-}
-OVERRIDES = {
-    "depth": int,
-    "size": int,
-    "epochs": int,
-    "pretrain_epochs": int,
-    "encoder": str,
-    "encoder_weights": str,
-    "device": str,
-    "workers": int,
-}
 
 
-def apply_overrides(recipe: Recipe, args: argparse.Namespace) -> tuple[Recipe, str]:
-    """The recipe with the command line's overrides, and the encoder name to build."""
-    preprocessing, video = recipe.preprocessing, recipe.video
+def apply_overrides(recipe: Recipe, args: argparse.Namespace) -> Recipe:
+    """The recipe with the command line's overrides of single settings."""
+    changes = {}
     if args.depth or args.size:
-        depth, size = args.depth or preprocessing.size[0], args.size or preprocessing.size[1]
-        preprocessing = replace(preprocessing, size=(depth, size, size))
-        video = replace(video, num_frames=depth, size=size)
-    stages = {}
+        depth, size = args.depth or recipe.preprocessing.size[0], args.size or recipe.preprocessing.size[1]
+        changes["preprocessing"] = replace(recipe.preprocessing, size=(depth, size, size))
+        changes["video"] = replace(recipe.video, num_frames=depth, size=size)
     for stage, epochs in (("pretrain", args.pretrain_epochs), ("finetune", args.epochs)):
-        config = getattr(recipe, stage)
-        changes = {"epochs": epochs} if epochs else {}
-        changes.update({k: v for k, v in (("device", args.device), ("num_workers", args.workers)) if v is not None})
-        stages[stage] = replace(config, **changes)
-    weights = (
-        recipe.encoder_weights
-        if args.encoder_weights is None
-        else (None if args.encoder_weights == "none" else args.encoder_weights)
-    )
-    recipe = recipe.replace(preprocessing=preprocessing, video=video, encoder_weights=weights, **stages)
-    return recipe, args.encoder or "vgg16"
-
-
-def build_model(recipe: Recipe, encoder: str, num_classes: int, scratch: bool = False):
-    torch.manual_seed(recipe.finetune.seed)
-    weights = None if scratch else recipe.encoder_weights
-    return viptt_net(num_classes, encoder=encoder, encoder_weights=weights, init=recipe.init)
-
-
-def run_pretraining(recipe: Recipe, encoder: str, ucf50_root: str, out: Path) -> Path:
-    folder = out / "pretrain"
-    if (folder / "done.json").is_file():
-        return folder / "best"
-    video = asdict(recipe.video)
-    common = {
-        **video,
-        "classes": tuple(video["classes"]),
-        "seed": recipe.pretrain.seed,
-        "cache_dir": out / "cache" / "clips",
-    }
-    train, val = ucf50(ucf50_root, split="train", **common), ucf50(ucf50_root, split="val", **common)
-    started = time.perf_counter()
-    config = replace(recipe.pretrain, out_dir=str(folder), resume=True)
-    result = pretrain(build_model(recipe, encoder, len(recipe.video.classes)), train, val, config)
-    atomic_write_text(
-        folder / "done.json",
-        json.dumps(
-            {
-                "seconds": time.perf_counter() - started,
-                "best_epoch": result.best_epoch,
-                "val_accuracy": result.evaluation.report.accuracy,
-            }
-        ),
-    )
-    return folder / "best"
-
-
-def run_configuration(name: str, recipe: Recipe, encoder: str, args: argparse.Namespace, pretrained: Path | None):
-    folder = Path(args.out) / name.replace("+", "_").replace(" ", "_").replace("(", "").replace(")", "")
-    done = folder / "result.json"
-    if done.is_file():
-        print(f"{name}: already done ({done})")
-        return json.loads(done.read_text())
-    use_pt, class_weights, augmented, scratch = CONFIGURATIONS[name]
-    ct = {
-        "preprocessing": recipe.preprocessing,
-        "seed": recipe.finetune.seed,
-        "exclude": args.exclude,
-        "cache_dir": Path(args.out) / "cache" / "volumes",
-        "workers": recipe.finetune.num_workers,
-    }
-    train = ImageCLEFTBT(args.scans, args.labels_csv, "train", **ct)
-    val = ImageCLEFTBT(args.scans, args.labels_csv, "val", **ct)
-    start = pretrained if use_pt else build_model(recipe, encoder, len(TB_CLASSES), scratch)
-    config = replace(
-        recipe.finetune,
-        out_dir=str(folder),
-        resume=True,
-        class_weights=class_weights,
-        augment=recipe.augment if augmented else "none",
-    )
-    started = time.perf_counter()
-    frozen = recipe.no_pt_frozen_encoder and not use_pt and not scratch
-    model, result = finetune(start, train, val, config, freeze_encoder=frozen)
-    record = {
-        "report": result.evaluation.report.to_dict(),
-        "best_epoch": result.best_epoch,
-        "seconds": time.perf_counter() - started,
-    }
-    if args.test_scans:
-        rows = predict_scans(
-            model,
-            [args.test_scans],
-            preprocessing=replace(recipe.preprocessing, nan_policy=recipe.test_nan_policy),
-            cache_dir=ct["cache_dir"],
-            device=recipe.finetune.device,
-        )
-        record["submission"] = str(write_submission(rows, folder / "submission.csv", ids=recipe.submission_ids))
-    atomic_write_text(done, json.dumps(record, indent=2))
-    return record
+        settings = {"epochs": epochs, "device": args.device, "num_workers": args.workers}
+        changes[stage] = replace(getattr(recipe, stage), **{k: v for k, v in settings.items() if v is not None})
+    if args.encoder:
+        changes["model"] = recipe.model.replace(encoder=args.encoder)
+    if args.encoder_weights is not None:
+        changes["encoder_weights"] = None if args.encoder_weights == "none" else args.encoder_weights
+    return recipe.replace(**changes)
 
 
 def main(argv: list[str] | None = None) -> str:
@@ -189,24 +73,27 @@ def main(argv: list[str] | None = None) -> str:
     parser.add_argument("--out", required=True, help="results folder (resumable)")
     parser.add_argument("--test-scans", help="test scans: write a submission per configuration (Table 2)")
     parser.add_argument("--exclude", help="scans to leave out before the split (the authors split 916 of 917)")
-    parser.add_argument("--recipe", choices=sorted(RECIPES), default="reproduction")
+    parser.add_argument("--recipe", choices=sorted(RECIPES), default="viptt-reproduction", help="the named recipe")
     parser.add_argument("--synthetic", action="store_true", help="run benchmarks/synthetic_table.py instead")
-    for name, kind in OVERRIDES.items():
+    for name, kind in {"depth": int, "size": int, "epochs": int, "pretrain_epochs": int, "workers": int}.items():
         parser.add_argument("--" + name.replace("_", "-"), type=kind, default=None, help="override the recipe")
+    for name in ("encoder", "encoder_weights", "device"):
+        parser.add_argument(
+            "--" + name.replace("_", "-"), default=None, help="override the recipe ('none': no weights)"
+        )
     args = parser.parse_args(argv)
-    recipe, encoder = apply_overrides(RECIPES[args.recipe](), args)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(
-        out / "settings.json", json.dumps({"args": vars(args), "recipe": asdict(recipe)}, indent=2, default=str)
+    recipe = apply_overrides(named_recipe(args.recipe), args)
+    result = run_recipe(
+        recipe,
+        videos=args.ucf50,
+        scans=args.scans,
+        labels_csv=args.labels_csv,
+        out=args.out,
+        test_scans=args.test_scans,
+        exclude=args.exclude,
     )
-    pretrained = run_pretraining(recipe, encoder, args.ucf50, out)
-    records = {name: run_configuration(name, recipe, encoder, args, pretrained) for name in CONFIGURATIONS}
-    table = format_table(
-        {name: ClassificationReport.from_dict(r["report"]) for name, r in records.items()},
-        TB_CLASSES,
-        reference=PAPER_TABLE1,
-    )
+    class_names = next(iter(result.val_reports.values())).class_names
+    table = format_table(result.val_reports, class_names, reference=PAPER_TABLE1)
     text = (
         f"Table 1, validation split, {recipe.name}; the paper's values in parentheses (its F1 column "
         f"mapping is uncertain)\n\n{table}\n"
@@ -214,8 +101,8 @@ def main(argv: list[str] | None = None) -> str:
     if args.test_scans:
         text += "\nTable 2: upload each configuration's submission.csv; the paper's test results (kappa, accuracy):\n"
         text += "\n".join(f"- {k}: {v[0]:.2f}, {v[1]:.1%}" for k, v in PAPER_TABLE2.items()) + "\n"
-    text += "\nSeconds: " + ", ".join(f"{k} {r['seconds']:.0f}" for k, r in records.items()) + "\n"
-    atomic_write_text(out / "table.md", text)
+    text += "\nSeconds: " + ", ".join(f"{k} {s:.0f}" for k, s in result.seconds.items()) + "\n"
+    atomic_write_text(result.out_dir / "paper-table.md", text)
     print(text)
     return text
 

@@ -1,4 +1,4 @@
-"""Predict TB types for new scans with a saved model, and write a challenge submission CSV.
+"""Predict TB types for new scans with a saved model; write a results CSV and a challenge submission.
 
 The checkpoint records its class names and preprocessing, so prediction needs nothing else.
 
@@ -13,7 +13,7 @@ from pathlib import Path
 from slicevid import create_model
 from slicevid.data import CTPreprocessing, ImageCLEFTBT
 from slicevid.data.synthetic import write_tb_phantoms
-from slicevid.predict import predict_scans, write_submission
+from slicevid.predict import predict_scans, write_results, write_submission
 from slicevid.train import TrainConfig, fit
 
 with tempfile.TemporaryDirectory() as tmp:
@@ -30,10 +30,11 @@ with tempfile.TemporaryDirectory() as tmp:
             TrainConfig(epochs=1, out_dir=str(tmp / "run"), progress=False),
         )
         checkpoint, inputs = tmp / "run" / "best", [labels.parent]
-    predictions = predict_scans(checkpoint, inputs, device="auto")
+    predictions = predict_scans(checkpoint, inputs, batch_size=4, tta=["flip"])
     for p in predictions:
-        pairs = zip(p.class_names, p.probabilities, strict=True)
-        probabilities = ", ".join(f"{name} {value:.2f}" for name, value in pairs)
-        print(f"{p.file_id}: {p.class_name}  ({probabilities})")
+        (probabilities,) = p.probabilities.values()  # one head: the class probabilities
+        shares = ", ".join(f"{name} {value:.2f}" for name, value in zip(p.class_names, probabilities, strict=True))
+        print(f"{p.file_id}: {p.class_name}  ({shares})")
+    results = write_results(predictions, tmp / "results.csv")  # header, id, class, one column per class
     submission = write_submission(predictions, tmp / "submission.csv")  # <file id>,<label 1..5>
-    print(submission.read_text().splitlines()[:3])
+    print(results.read_text().splitlines()[:2], submission.read_text().splitlines()[:2])

@@ -112,7 +112,7 @@ def test_imageclef_table_runs_the_reproduction_recipe_and_resumes(tmp_path):
     submission = (tmp_path / "run" / "PT_CW_AUG" / "submission.csv").read_text().splitlines()
     assert submission[0].startswith("TST_0001.nii.gz,")  # the authors' submission lines
     again = run("imageclef_table.py", *args)
-    assert again.count("already done") == 5
+    assert again.count("already done") == 6  # pretraining and the five configurations
 
 
 def test_synthetic_table_quick(tmp_path):

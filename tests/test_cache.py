@@ -22,7 +22,7 @@ def test_hits_misses_and_values(tmp_path, scan):
     second = ds[0][0]
     assert (ds.cache.hits, ds.cache.misses) == (1, 1)
     assert np.allclose(first, second) and np.allclose(first[0], prep(scan), atol=1e-3)  # float16 storage
-    assert len(list((tmp_path / "cache").glob("*.npy"))) == 1
+    assert len(list((tmp_path / "cache").glob("*.npz"))) == 1
 
 
 def test_parameters_and_source_changes_invalidate(tmp_path, scan):
@@ -41,7 +41,7 @@ def test_parameters_and_source_changes_invalidate(tmp_path, scan):
 def test_uint8_storage(tmp_path, scan):
     ds = CTVolumeDataset([scan], preprocessing=CTPreprocessing(size=(4, 6, 6)), cache_dir=tmp_path, cache_dtype="uint8")
     cached = ds[0][0]
-    stored = np.load(next(tmp_path.glob("*.npy")))
+    stored = np.load(next(tmp_path.glob("*.npz")))["values"]
     assert stored.dtype == np.uint8 and np.allclose(cached, ds.preprocessing(scan), atol=1 / 255)
 
 

@@ -5,18 +5,8 @@ import pytest
 
 from slicevid.cli import build_parser, main, parse_args
 
-SMALL_MODEL = [
-    "--encoder",
-    "timm:test_resnet",
-    "--hidden-size",
-    "8",
-    "--head-hidden",
-    "16",
-    "--depth",
-    "6",
-    "--size",
-    "32",
-]
+INPUT_SIZE = ["--depth", "6", "--size", "32"]
+SMALL_MODEL = ["--encoder", "timm:test_resnet", "--hidden-size", "8", "--head-hidden", "16", *INPUT_SIZE]
 FAST = ["--epochs", "1", "--batch-size", "4", "--no-progress", "--device", "cpu"]
 
 
@@ -133,7 +123,7 @@ def test_preprocess_pretrain_finetune_evaluate_predict(data, tmp_path, capsys):
                 "paper",
                 "--val-fraction",
                 "0.4",
-                *SMALL_MODEL,
+                *INPUT_SIZE,  # the architecture comes from the checkpoint
                 *FAST,
             ]
         )
@@ -182,8 +172,8 @@ def test_predict_needs_only_the_checkpoint(data, trained, tmp_path, capsys):
         == 0
     )
     printed = capsys.readouterr().out.splitlines()
-    assert printed[0] == "file_id,predicted,p_Infiltrative,p_Focal,p_Tuberculoma,p_Miliary,p_Fibro-cavernous"
-    assert printed[1].split(",")[1] in {"Infiltrative", "Focal", "Tuberculoma", "Miliary", "Fibro-cavernous"}
+    assert printed[0] == "file_id,file,predicted,p_Infiltrative,p_Focal,p_Tuberculoma,p_Miliary,p_Fibro-cavernous"
+    assert printed[1].split(",")[2] in {"Infiltrative", "Focal", "Tuberculoma", "Miliary", "Fibro-cavernous"}
     rows = list(csv.reader(submission.open()))
     assert len(rows) == 15 and rows[0][0] == "TRN_0001" and rows[0][1] in {"1", "2", "3", "4", "5"}
     assert len(list(pictures.glob("TRN_*.png"))) == 15
@@ -246,10 +236,16 @@ def test_every_training_option_is_reachable(data, tmp_path):
         *FAST,
     ]
     assert main(args) == 0
-    from slicevid.train import TrainConfig
+    import yaml
 
-    saved = TrainConfig.load(out / "config.yaml")
-    assert (saved.weight_decay, saved.plateau_factor, saved.optimizer, saved.precise_bn) == (0.01, 0.5, "adamw", 2)
+    saved = yaml.safe_load((out / "config.yaml").read_text())  # every option of the run, as --config reads them
+    assert (saved["weight_decay"], saved["plateau_factor"], saved["optimizer"], saved["precise_bn"]) == (
+        0.01,
+        0.5,
+        "adamw",
+        2,
+    )
+    assert (saved["aggregator"], saved["val_fraction"], saved["scans"]) == ("mean", 0.4, scans_of(data)[1])
 
 
 def test_same_seed_same_weights_from_the_cli(data, tmp_path):
@@ -475,7 +471,7 @@ def test_demo_quick(tmp_path, capsys):
     assert {"kappa", "accuracy", "val_kappa"} <= set(results["PT"]) and results["seed"] == 0
     report = (tmp_path / "demo" / "report.md").read_text()
     assert "synthetic" in report.lower() and "| PT |" in report
-    for name in ("finetune-pt/curves.png", "test-confusion-nopt.png", "montage-1-infiltrative.png"):
+    for name in ("PT/curves.png", "No_PT/test-confusion.png", "montage-1-infiltrative.png", "recipe.yaml"):
         assert (tmp_path / "demo" / name).is_file()
     assert main(["demo", "--quick", "--out", str(tmp_path / "demo"), "--seed", "1"]) == 0  # replaces the first
 
@@ -487,9 +483,9 @@ def test_expand_inputs_tells_series_from_folders(data, tmp_path):
     series = tmp_path / "series"
     series.mkdir()
     (series / "IM0001").write_bytes(b"dicom without extension")
-    assert expand_inputs([series]) == [series]
-    scans = expand_inputs([data / "phantoms"])
-    assert len(scans) == 15 and all(p.name.endswith(".nii.gz") for p in scans)
+    assert expand_inputs([series]) == ([series], ["series"])
+    scans, ids = expand_inputs([data / "phantoms"])
+    assert len(scans) == 15 and all(p.name.endswith(".nii.gz") for p in scans) and ids[0] == "TRN_0001"
     with pytest.raises(DataError, match="notes.txt"):
         (tmp_path / "notes.txt").write_text("x")
         expand_inputs([tmp_path / "notes.txt"])

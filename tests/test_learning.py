@@ -7,12 +7,14 @@ with gated attention over the slices; it reaches a kappa of 0.83 to 1.0 across t
 here, and chance is 0.
 """
 
+from dataclasses import replace
+
 import torch
 
 from slicevid import create_model
 from slicevid.data import CTPreprocessing, ImageCLEFTBT
 from slicevid.data.synthetic import write_tb_phantoms
-from slicevid.demo import DemoSettings
+from slicevid.recipes import demo_recipe
 from slicevid.train import fit
 
 
@@ -25,7 +27,7 @@ def test_tiny_synthetic_task_is_learned(tmp_path):
         )
         for split in ("train", "val")
     )
-    settings = DemoSettings(seed=0, precise_bn=3)
+    recipe = demo_recipe()
     torch.manual_seed(0)
     model = create_model(
         "compact_cnn",
@@ -33,8 +35,9 @@ def test_tiny_synthetic_task_is_learned(tmp_path):
         5,
         head_hidden=128,
         feature_norm="layernorm",
-        encoder_kwargs={"widths": settings.widths},
+        encoder_kwargs=recipe.model.encoder_kwargs,
     )
-    result = fit(model, train, val, settings.train_config(epochs=14, out_dir=tmp_path / "run", progress=False))
+    config = replace(recipe.finetune, epochs=14, precise_bn=3, out_dir=str(tmp_path / "run"), progress=False)
+    result = fit(model, train, val, config)
     kappas = [round(row["val_kappa"], 2) for row in result.history]
     assert result.evaluation.report.kappa >= 0.6, kappas

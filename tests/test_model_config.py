@@ -8,7 +8,7 @@ from safetensors.torch import save_file
 
 from slicevid import SliceSequenceClassifier
 from slicevid.data import CTPreprocessing
-from slicevid.model_config import ModelConfig
+from slicevid.model_config import FORMAT_VERSION, ModelConfig
 
 from .helpers import tiny_model
 
@@ -18,7 +18,7 @@ def test_round_trip_keeps_class_names_and_preprocessing(tmp_path):
     model.config = model.config.replace(input_size=(6, 32, 32), preprocessing=CTPreprocessing(size=(6, 32, 32)))
     model.save_pretrained(tmp_path)
     saved = json.loads((tmp_path / "config.json").read_text())
-    assert saved["format_version"] == 2 and "slice_chunk" not in saved
+    assert saved["format_version"] == FORMAT_VERSION and "slice_chunk" not in saved
     loaded = SliceSequenceClassifier.from_pretrained(tmp_path)
     assert loaded.config == model.config
     assert loaded.config.class_names == ("cat", "dog", "fox") and loaded.config.preprocessing.size == (6, 32, 32)
@@ -85,6 +85,8 @@ def test_with_head_and_architecture_differences():
     config = ModelConfig(encoder="vgg16", num_classes=10)
     five = config.with_head(5, ("a", "b", "c", "d", "e"))
     assert five.num_classes == 5 and config.num_classes == 10  # a new config, the old one untouched
-    assert five.architecture_differences(config) == ["num_classes: 5 vs 10"]
+    assert five.architecture_differences(config) == [
+        "heads: {'target': ['multiclass', 5]} vs {'target': ['multiclass', 10]}"
+    ]
     with pytest.raises(ValueError, match="class_names has 2 names"):
         ModelConfig(num_classes=3, class_names=("a", "b"))

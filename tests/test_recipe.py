@@ -84,7 +84,7 @@ def test_fit_follows_keras_timing(monkeypatch):
     def validate(self, epoch=None):
         real = real_validate(self, epoch)
         return Evaluation(
-            next(scripted) if epoch is not None else real.loss, real.report, real.probabilities, real.labels
+            next(scripted) if epoch is not None else real.loss, real.report, real.probabilities, real.labels, real.tasks
         )
 
     monkeypatch.setattr(engine._Trainer, "validate", validate)
@@ -143,9 +143,11 @@ def test_reproduction_recipe_follows_the_authors_code():
         "filename",
     )
     assert recipe.preprocessing.rotate90 and recipe.preprocessing.zoom_mode == "constant"
-    assert recipe.video.value_range == (0.0, 255.0) and recipe.video.split_by == "keras"
+    assert recipe.video.value_range == (0.0, 255.0) and recipe.video_split == "keras"
     assert (recipe.pretrain.batch_size, recipe.finetune.batch_size) == (1, 2)
     assert recipe.finetune.amp == "off" and recipe.finetune.class_weight_mode == "keras"
-    assert recipe.no_pt_frozen_encoder and recipe.test_nan_policy == "replace"
+    assert recipe.configurations["No PT"].frozen_encoder and recipe.test_nan_policy == "replace"
+    assert not recipe.configurations["No PT (scratch)"].encoder_weights
+    assert (recipe.labels.label_column, recipe.labels.first_label) == ("TypeOfTB", 1)
     ours = slicevid_recipe()
     assert not ours.preprocessing.rotate90 and ours.encoder_weights == "imagenet"

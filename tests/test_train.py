@@ -171,6 +171,7 @@ def test_nan_loss_stops_with_clear_message_and_keeps_checkpoint(tmp_path):
 RESUME_SCRIPT = textwrap.dedent(
     """
     import sys, time, torch
+    from pathlib import Path
     from torch.utils.data import TensorDataset
     from slicevid import create_model
     from slicevid.train import TrainConfig, fit
@@ -184,8 +185,9 @@ RESUME_SCRIPT = textwrap.dedent(
     data = SlowData(torch.rand(16, 1, 3, 32, 32, generator=gen), torch.arange(16) % 4)
     torch.manual_seed(0)
     model = create_model("timm:test_resnet", num_classes=4, aggregator_kwargs={"hidden_size": 8}, head_hidden=16)
+    resume = Path(sys.argv[1], "last.safetensors").is_file()  # resuming a folder without a run is refused
     config = TrainConfig(epochs=8, batch_size=4, lr=0.05, momentum=0.9, augment="paper", out_dir=sys.argv[1],
-                         resume=True, progress=False)
+                         resume=resume, progress=False)
     fit(model, data, data, config)
     torch.save(model.state_dict(), sys.argv[2])
     """

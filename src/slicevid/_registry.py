@@ -52,6 +52,18 @@ def check_choice(argument: str, value: object, choices: Iterable[object]) -> obj
     raise ConfigError(argument, f"must be one of {', '.join(map(repr, choices))}; got {value!r}.{hint}")
 
 
+def check_literal_fields(instance: object) -> None:
+    """Check (and case-correct) every string ``Literal`` field of a frozen or plain dataclass instance."""
+    from dataclasses import fields
+    from typing import get_args, get_type_hints
+
+    hints = get_type_hints(type(instance))
+    for item in fields(instance):
+        choices = get_args(hints[item.name])
+        if choices and all(isinstance(c, str) for c in choices):
+            object.__setattr__(instance, item.name, check_choice(item.name, getattr(instance, item.name), choices))
+
+
 class Registry(Generic[T]):
     """Maps names to builder callables for one kind of component.
 

@@ -13,6 +13,8 @@ Every aggregator takes optional ``lengths`` ``(B,)`` for padded batches of volum
 different depths and ignores the padding exactly: packed sequences for the recurrent ones,
 masks for the others. Aggregators with a ``slice_weights(sequence, lengths)`` method
 (attention, transformer) explain which slices they read; see ``SliceSequenceClassifier.explain``.
+The built-in ones also return per-slice outputs (``forward_sequence``, ``sequence_features``
+wide), which a per-slice head reads for slice-level supervision.
 """
 
 from __future__ import annotations
@@ -87,22 +89,31 @@ class RecurrentAggregator(nn.Module):
             dropout=dropout if num_layers > 1 else 0.0,
         )
         self.num_directions = 2 if bidirectional else 1
-        self.out_features = hidden_size * self.num_directions
+        self.out_features = self.sequence_features = hidden_size * self.num_directions
 
-    def forward(self, sequence: Tensor, lengths: Tensor | None = None) -> Tensor:
+    def _run(self, sequence: Tensor, lengths: Tensor | None) -> tuple[Tensor, Tensor]:
+        """Per-step outputs ``(B, D, out)`` (zero at padding) and the readout ``(B, out)``."""
         # cuDNN RNNs under bf16/fp16 lose accuracy over long sequences: run them in float32.
         with without_autocast(sequence.device):
             inputs = sequence.float()
             if lengths is not None:
                 inputs = pack_padded_sequence(inputs, lengths.cpu(), batch_first=True, enforce_sorted=False)
             outputs, state = self.rnn(inputs)
+        if lengths is not None:
+            outputs, _ = pad_packed_sequence(outputs, batch_first=True, total_length=sequence.shape[1])
         if self.readout == "mean":
-            if lengths is not None:
-                outputs, _ = pad_packed_sequence(outputs, batch_first=True, total_length=sequence.shape[1])
-            return masked_mean(outputs, lengths)
+            return outputs, masked_mean(outputs, lengths)
         hidden = state[0] if isinstance(state, tuple) else state  # LSTM returns (h, c)
         top = hidden[-self.num_directions :]  # (directions, B, H) of the last layer, in the original order
-        return top.transpose(0, 1).reshape(sequence.shape[0], self.out_features)
+        return outputs, top.transpose(0, 1).reshape(sequence.shape[0], self.out_features)
+
+    def forward(self, sequence: Tensor, lengths: Tensor | None = None) -> Tensor:
+        return self._run(sequence, lengths)[1]
+
+    def forward_sequence(self, sequence: Tensor, lengths: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """``(readout, per-step outputs)``: the hidden state at every slice too."""
+        outputs, readout = self._run(sequence, lengths)
+        return readout, outputs
 
 
 class MeanAggregator(nn.Module):
@@ -110,10 +121,14 @@ class MeanAggregator(nn.Module):
 
     def __init__(self, in_features: int) -> None:
         super().__init__()
-        self.out_features = in_features
+        self.out_features = self.sequence_features = in_features
 
     def forward(self, sequence: Tensor, lengths: Tensor | None = None) -> Tensor:
         return masked_mean(sequence, lengths)
+
+    def forward_sequence(self, sequence: Tensor, lengths: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """``(mean, the slice features themselves)``."""
+        return masked_mean(sequence, lengths), sequence
 
 
 class GatedAttentionAggregator(nn.Module):
@@ -134,7 +149,7 @@ class GatedAttentionAggregator(nn.Module):
         self.gate = nn.Linear(in_features, attention_size)
         self.score = nn.Linear(attention_size, 1)
         self.dropout = nn.Dropout(dropout)
-        self.out_features = in_features
+        self.out_features = self.sequence_features = in_features
 
     def slice_weights(self, sequence: Tensor, lengths: Tensor | None = None) -> Tensor:
         """Attention weights ``(B, D)``: non-negative, summing to 1 over each sample's real slices."""
@@ -146,6 +161,10 @@ class GatedAttentionAggregator(nn.Module):
     def forward(self, sequence: Tensor, lengths: Tensor | None = None) -> Tensor:
         weights = self.slice_weights(sequence, lengths)
         return torch.einsum("bd,bdf->bf", weights.to(sequence.dtype), sequence)
+
+    def forward_sequence(self, sequence: Tensor, lengths: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """``(attention-pooled features, the slice features themselves)``."""
+        return self(sequence, lengths), sequence
 
 
 def sinusoidal_positions(depth: int, width: int, device: torch.device) -> Tensor:
@@ -205,7 +224,7 @@ class TransformerAggregator(nn.Module):
         nn.init.normal_(self.summary, std=0.02)
         self.blocks = nn.ModuleList(_TransformerBlock(width, heads, dropout) for _ in range(num_layers))
         self.norm = nn.LayerNorm(width)
-        self.out_features = width
+        self.out_features = self.sequence_features = width
 
     def _run(self, sequence: Tensor, lengths: Tensor | None, need_weights: bool) -> tuple[Tensor, Tensor | None]:
         batch, depth, _ = sequence.shape
@@ -216,7 +235,7 @@ class TransformerAggregator(nn.Module):
         weights = None
         for index, block in enumerate(self.blocks):
             tokens, weights = block(tokens, padding, need_weights and index == len(self.blocks) - 1)
-        return self.norm(tokens[:, 0]), weights
+        return self.norm(tokens), weights
 
     def slice_weights(self, sequence: Tensor, lengths: Tensor | None = None) -> Tensor:
         """How much the summary token attends to each slice in the last block ``(B, D)`` (heads averaged)."""
@@ -225,7 +244,12 @@ class TransformerAggregator(nn.Module):
         return slices / slices.sum(dim=1, keepdim=True).clamp_min(1e-12)
 
     def forward(self, sequence: Tensor, lengths: Tensor | None = None) -> Tensor:
-        return self._run(sequence, lengths, need_weights=False)[0]
+        return self._run(sequence, lengths, need_weights=False)[0][:, 0]
+
+    def forward_sequence(self, sequence: Tensor, lengths: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """``(summary token, every slice's token)`` after the last block."""
+        tokens = self._run(sequence, lengths, need_weights=False)[0]
+        return tokens[:, 0], tokens[:, 1:]
 
 
 def register_aggregator(name: str, builder: Callable[..., nn.Module] | None = None):
@@ -233,6 +257,8 @@ def register_aggregator(name: str, builder: Callable[..., nn.Module] | None = No
 
     The module it returns maps ``(B, D, in_features)`` to ``(B, out_features)``, exposes
     ``out_features``, and may take ``lengths`` ``(B,)`` as a second argument for padded batches.
+    For slice supervision it also needs ``forward_sequence(sequence, lengths)`` returning
+    ``(pooled, per_slice)`` and a ``sequence_features`` width.
     """
     return _AGGREGATORS.register(name, builder)
 

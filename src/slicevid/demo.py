@@ -1,20 +1,18 @@
 """``slicevid demo``: the whole ViPTT-Net method on the embedded synthetic data, on a CPU, in minutes.
 
-1. write synthetic CT phantoms (NIfTI) and action videos (AVI) into the run folder;
-2. pretrain on the videos (read through ``ucf50``);
-3. fine-tune on the phantoms (read through ``ImageCLEFTBT`` and ``CTPreprocessing``) from the
-   pretrained weights (PT) and from random weights (No PT);
-4. evaluate both on test phantoms, a separate set used neither in training nor in choosing the
-   best epoch (that is the validation split's job), and print a Table-1-style comparison;
-5. write plots, a Markdown report and ``results.json``.
+The demo is the ``demo`` recipe (:func:`~slicevid.recipes.demo_recipe`) run by the one runner
+(:func:`~slicevid.recipes.run_recipe`) on data it writes first:
 
-The model keeps the paper's structure (1x1x1 adapter, a slice encoder applied to every
-slice, an LSTM read at the last step, a dense layer, a softmax output) at CPU size: the
-``compact_cnn`` encoder at half width (8 to 64 channels, 25 k parameters) instead of VGG-16,
-16 x 48 x 48 volumes, slice features layer-normalised before the LSTM, AdamW, and BatchNorm
-statistics recomputed before each validation. There are no ImageNet weights offline, so video pretraining trains
-the encoder too (the paper freezes an ImageNet VGG-16 there). Why each of these is needed,
-with measurements, is in the docs (``docs/demo.md``: "The demo, and what makes it learn").
+1. synthetic CT phantoms (NIfTI), test phantoms from a second random stream, and action videos (AVI);
+2. pretraining on the videos (read through ``ucf50``);
+3. fine-tuning on the phantoms from the pretrained weights (PT) and from random weights (No PT),
+   each keeping its epoch of lowest validation loss;
+4. scoring both on the test phantoms, used neither in training nor in choosing the epoch;
+5. ``report.md``, ``results.json``, plots.
+
+It deletes nothing it did not write: a folder it wrote before (listed in its manifest) is
+cleared of exactly those files; a folder holding files of the same names that the demo did not
+write is refused.
 """
 
 from __future__ import annotations
@@ -22,269 +20,177 @@ from __future__ import annotations
 import json
 import shutil
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 from ._io import atomic_write_text
-from .data import TB_CLASSES, UCF50_PAPER_CLASSES, CTPreprocessing, ImageCLEFTBT, ucf50
+from .data import TB_CLASSES, CTPreprocessing, ImageCLEFTBT
 from .data.synthetic import write_action_videos, write_tb_phantoms
-from .metrics import ClassificationReport, format_table
-from .model import SliceSequenceClassifier, create_model
-from .plots import plot_confusion_matrix, plot_slice_montage
-from .train import TrainConfig, evaluate, finetune, pretrain
+from .errors import RunFolderError
+from .plots import plot_slice_montage
+from .recipes import RecipeResult, demo_recipe, run_recipe, stage_folder
 
-ARM_SLUGS = {"PT": "pt", "No PT": "nopt"}  # file-name spelling of the two fine-tuning arms
+MANIFEST = ".slicevid-demo.json"
+"""The demo's list of what it wrote into its folder (what a later demo there may remove)."""
+WRITES = ("data", "cache", "pretrain", "PT", "No_PT", "recipe.yaml", "results.json", "table.md", "report.md")
+"""The names the demo writes (besides ``montage-*.png``)."""
 
 
 @dataclass(frozen=True)
-class DemoSettings:
-    """Sizes and recipe of the demo; :meth:`quick` is a smoke-test version for the tests."""
+class DemoData:
+    """How much synthetic data the demo writes; :meth:`quick` is a smoke-test version for the tests.
 
-    encoder: str = "compact_cnn"
-    widths: tuple[int, ...] = (8, 16, 32, 64)
-    aggregator: str = "lstm"
-    hidden_size: int = 128
-    head_hidden: int = 128
-    phantoms_per_class: int = 40  # split 80/20 into training and validation (best-epoch choice)
-    test_phantoms_per_class: int = 20  # an independent set, scored once with the chosen weights
+    Attributes:
+        phantoms_per_class: phantoms per class, split 80/20 into training and validation.
+        test_phantoms_per_class: test phantoms per class, drawn from a second random stream.
+        phantom_shape: ``(depth, height, width)`` of each phantom.
+        videos_per_class: action clips per class.
+    """
+
+    phantoms_per_class: int = 40
+    test_phantoms_per_class: int = 20
     phantom_shape: tuple[int, int, int] = (32, 64, 64)
-    volume_size: tuple[int, int, int] = (16, 48, 48)
     videos_per_class: int = 20
-    pretrain_epochs: int = 14
-    finetune_epochs: int = 12
-    optimizer: str = "adamw"
-    lr: float = 2e-3
-    batch_size: int = 8
-    plateau_patience: int = 3
-    early_stopping_patience: int = 0  # a fixed budget: every run trains all its epochs, keeping its best
-    precise_bn: int = 6
-    seed: int = 0
 
     @classmethod
-    def quick(cls) -> DemoSettings:
-        return cls(
-            phantoms_per_class=5,
-            test_phantoms_per_class=1,
-            phantom_shape=(16, 32, 32),
-            volume_size=(8, 32, 32),
-            videos_per_class=2,
-            hidden_size=16,
-            head_hidden=16,
-            pretrain_epochs=1,
-            finetune_epochs=2,
-            precise_bn=2,
-        )
-
-    def replace(self, **changes) -> DemoSettings:
-        return replace(self, **changes)
-
-    def train_config(self, epochs: int, out_dir: Path, progress: bool) -> TrainConfig:
-        return TrainConfig(
-            epochs=epochs,
-            batch_size=self.batch_size,
-            optimizer=self.optimizer,
-            lr=self.lr,
-            plateau_patience=self.plateau_patience,
-            early_stopping_patience=self.early_stopping_patience,
-            precise_bn=self.precise_bn,
-            seed=self.seed,
-            device="cpu",
-            out_dir=str(out_dir),
-            overwrite=True,
-            progress=progress,
-        )
-
-    def model(self, num_classes: int) -> SliceSequenceClassifier:
-        import torch
-
-        torch.manual_seed(self.seed)
-        return create_model(
-            self.encoder,
-            self.aggregator,
-            num_classes,
-            head_hidden=self.head_hidden,
-            encoder_kwargs={"widths": self.widths},
-            feature_norm="layernorm",
-            aggregator_kwargs={"hidden_size": self.hidden_size},
-        )
-
-
-@dataclass
-class DemoResult:
-    """What the demo measured; ``results.json`` in the run folder holds the same."""
-
-    reports: dict[str, ClassificationReport] = field(default_factory=dict)  # on the test phantoms
-    val_kappas: dict[str, float] = field(default_factory=dict)  # of the chosen epoch, on validation
-    seconds: dict[str, float] = field(default_factory=dict)
-    pretrain_val_accuracy: float = float("nan")
-    out_dir: Path | None = None
-    table: str = ""
-
-    def to_json(self, seed: int) -> str:
-        results = {
-            name: {
-                "kappa": r.kappa,
-                "accuracy": r.accuracy,
-                "f1": dict(zip(r.class_names, r.f1, strict=True)),
-                "val_kappa": self.val_kappas[name],
-            }
-            for name, r in self.reports.items()
-        }
-        return (
-            json.dumps(
-                {
-                    **results,
-                    "pretrain_val_accuracy": self.pretrain_val_accuracy,
-                    "seconds": round(sum(self.seconds.values()), 1),
-                    "seconds_by_step": self.seconds,
-                    "seed": seed,
-                },
-                indent=2,
-            )
-            + "\n"
-        )
+    def quick(cls) -> DemoData:
+        return cls(phantoms_per_class=5, test_phantoms_per_class=1, phantom_shape=(16, 32, 32), videos_per_class=2)
 
 
 def run_demo(
-    out_dir: str | Path = "slicevid-demo", settings: DemoSettings | None = None, progress: bool = True
-) -> DemoResult:
-    """Run the demo into ``out_dir`` (replacing an earlier demo there) and return what it measured."""
-    settings = settings or DemoSettings()
+    out_dir: str | Path = "slicevid-demo", *, seed: int = 0, quick: bool = False, progress: bool = True
+) -> RecipeResult:
+    """Write the synthetic data, run the demo recipe on it into ``out_dir``, and report.
+
+    Args:
+        out_dir: the demo's folder (an earlier demo there is replaced; nothing else is touched).
+        seed: seed of the data, the splits and the training.
+        quick: tiny data and epochs: a smoke test in seconds.
+        progress: show progress bars and stage lines.
+
+    Returns:
+        What the runner measured, scored on the test phantoms.
+
+    Raises:
+        RunFolderError: ``out_dir`` holds files of the demo's names that an earlier demo did not write.
+    """
     out = Path(out_dir)
-    if (out / "results.json").is_file() or (out / "report.md").is_file():
-        shutil.rmtree(out)  # a previous demo: the data, runs and report are all regenerated
-    result = DemoResult(out_dir=out)
-    clock = time.perf_counter()
-
-    def lap(name: str) -> None:
-        nonlocal clock
-        now = time.perf_counter()
-        result.seconds[name] = round(now - clock, 1)
-        clock = now
-
+    _clear_previous_demo(out)
+    recipe = demo_recipe(quick).with_seed(seed)
+    sizes = DemoData.quick() if quick else DemoData()
     say = print if progress else (lambda *_: None)
-    say(f"[1/5] writing synthetic data to {out / 'data'} (stand-ins, not medical data)")
-    labels_csv = write_tb_phantoms(
-        out / "data" / "phantoms", settings.phantoms_per_class, settings.phantom_shape, settings.seed
-    )
+    started = time.perf_counter()
+    say(f"[data] writing synthetic phantoms and videos to {out / 'data'} (stand-ins, not medical data)")
+    labels_csv = write_tb_phantoms(out / "data" / "phantoms", sizes.phantoms_per_class, sizes.phantom_shape, seed)
     test_csv = write_tb_phantoms(
         out / "data" / "phantoms-test",
-        settings.test_phantoms_per_class,
-        settings.phantom_shape,
-        [settings.seed, 1],  # a second stream: no test phantom repeats a training one
+        sizes.test_phantoms_per_class,
+        sizes.phantom_shape,
+        [seed, 1],  # a second stream: no test phantom repeats a training one
         prefix="TST",
     )
+    clip = recipe.video
     write_action_videos(
-        out / "data" / "videos",
-        UCF50_PAPER_CLASSES,
-        settings.videos_per_class,
-        settings.volume_size[0],
-        settings.volume_size[1],
-        settings.seed,
+        out / "data" / "videos", recipe.video_classes, sizes.videos_per_class, clip.num_frames, clip.size, seed
     )
-    lap("synthetic data")
-
-    say("[2/5] pretraining on action videos (10 classes)")
-    video_kwargs = {
-        "classes": UCF50_PAPER_CLASSES,
-        "num_frames": settings.volume_size[0],
-        "size": settings.volume_size[1],
-        "seed": settings.seed,
-        "cache_dir": out / "cache" / "clips",
-    }
-    videos_train = ucf50(out / "data" / "videos", split="train", **video_kwargs)
-    videos_val = ucf50(out / "data" / "videos", split="val", **video_kwargs)
-    video_model = settings.model(len(UCF50_PAPER_CLASSES))
-    pretrained = pretrain(
-        video_model,
-        videos_train,
-        videos_val,
-        settings.train_config(settings.pretrain_epochs, out / "pretrain", progress),
-        freeze_encoder=False,
-    )  # no ImageNet weights offline: the encoder learns too
-    result.pretrain_val_accuracy = pretrained.evaluation.report.accuracy
-    lap("pretraining")
-
-    say("[3/5] fine-tuning on CT phantoms: PT and No PT")
-    ct_kwargs = {
-        "preprocessing": CTPreprocessing(size=settings.volume_size),
-        "seed": settings.seed,
-        "cache_dir": out / "cache" / "volumes",
-    }
-    ct_train = ImageCLEFTBT(labels_csv.parent, labels_csv, split="train", **ct_kwargs)
-    ct_val = ImageCLEFTBT(labels_csv.parent, labels_csv, split="val", **ct_kwargs)
-    ct_test = ImageCLEFTBT(test_csv.parent, test_csv, split="all", **ct_kwargs)
-    for split in (ct_train, ct_val, ct_test):
-        split.fill_cache(workers=2, progress=progress)
-    lap("CT preprocessing")
-    tuned = {}
-    for name, start in (("PT", video_model), ("No PT", settings.model(len(TB_CLASSES)))):
-        config = settings.train_config(settings.finetune_epochs, out / f"finetune-{ARM_SLUGS[name]}", progress)
-        tuned[name], fit_result = finetune(start, ct_train, ct_val, config)
-        result.val_kappas[name] = fit_result.evaluation.report.kappa
-        lap(f"fine-tuning {name}")
-
-    say(f"[4/5] evaluation on {len(ct_test)} test phantoms (unseen in training and in the choice of epoch)")
-    for name, model in tuned.items():
-        report = evaluate(model, ct_test, batch_size=settings.batch_size, device="cpu", progress=False).report
-        result.reports[name] = report
-        plot_confusion_matrix(report, out / f"test-confusion-{ARM_SLUGS[name]}.png", title=f"{name}, test phantoms")
-    result.table = format_table(result.reports, TB_CLASSES)
+    data_seconds = round(time.perf_counter() - started, 1)
+    result = run_recipe(
+        recipe,
+        videos=out / "data" / "videos",
+        scans=labels_csv.parent,
+        labels_csv=labels_csv,
+        test_scans=test_csv.parent,
+        test_labels_csv=test_csv,
+        out=out,
+        progress=progress,
+    )
+    result.seconds = {"synthetic data": data_seconds, **result.seconds}
+    montages = _write_montages(out, labels_csv, recipe.preprocessing, recipe.finetune.seed)
+    _record(out, [*WRITES, *montages])
+    summary = json.loads((out / "results.json").read_text())
+    summary.update(seed=seed, seconds=round(sum(result.seconds.values()), 1), seconds_by_stage=result.seconds)
+    atomic_write_text(out / "results.json", json.dumps(summary, indent=2) + "\n")
+    _write_report(out, result, sizes, montages)
     say(result.table)
-    lap("test evaluation")
-
-    say("[5/5] plots, report and results.json")
-    for label, name in enumerate(TB_CLASSES):
-        index = int((ct_val.labels == label).nonzero()[0][0])
-        plot_slice_montage(
-            ct_val[index][0].numpy(),
-            out / f"montage-{label + 1}-{name.lower()}.png",
-            title=f"synthetic phantom: {name} pattern ({ct_val.file_ids[index]})",
-        )
-    lap("plots")
-    atomic_write_text(out / "results.json", result.to_json(settings.seed))
-    _write_report(out, settings, result, len(ct_train), len(ct_val), len(ct_test), len(videos_train), len(videos_val))
     say(
         f"Done in {sum(result.seconds.values()):.0f} s: PT kappa {result.reports['PT'].kappa:.2f}, "
-        f"No PT kappa {result.reports['No PT'].kappa:.2f}, pretraining validation accuracy "
-        f"{result.pretrain_val_accuracy:.2f}."
-    )
-    say(
+        f"No PT kappa {result.reports['No PT'].kappa:.2f} on the test phantoms, pretraining validation "
+        f"accuracy {result.pretrain_val_accuracy:.2f}.\n"
         f"Report:  {out / 'report.md'}\nResults: {out / 'results.json'}\n"
-        f"Plots:   {out}/test-confusion-*.png; {out}/finetune-pt/, {out}/finetune-nopt/, {out}/pretrain/"
-        " (curves, validation confusion, montage)"
+        f"Plots:   {out}/PT/, {out}/No_PT/, {out}/pretrain/ (curves, confusion matrices, montage)"
     )
     return result
 
 
-def _write_report(out: Path, settings: DemoSettings, result: DemoResult, *sizes: int) -> None:
-    ct_train, ct_val, ct_test, videos_train, videos_val = sizes
+def _clear_previous_demo(out: Path) -> None:
+    """Remove what an earlier demo wrote into ``out`` (and nothing else); refuse clashes with other files."""
+    manifest = out / MANIFEST
+    if manifest.is_file():
+        for name in json.loads(manifest.read_text())["wrote"]:
+            target = out / name
+            if target.is_dir() and not target.is_symlink():
+                shutil.rmtree(target)
+            else:
+                target.unlink(missing_ok=True)
+        manifest.unlink()
+    elif out.exists():
+        clashes = [name for name in WRITES if (out / name).exists()] + [p.name for p in out.glob("montage-*.png")]
+        if clashes:
+            raise RunFolderError(
+                f"--out {out} holds {', '.join(sorted(clashes))}, which no earlier demo wrote; "
+                "choose another folder (the demo deletes only what it wrote itself)"
+            )
+    _record(out, WRITES)  # before writing anything: a killed demo's files are still known
+
+
+def _record(out: Path, names) -> None:
+    atomic_write_text(out / MANIFEST, json.dumps({"wrote": sorted(set(names))}, indent=2) + "\n")
+
+
+def _write_montages(out: Path, labels_csv: Path, preprocessing: CTPreprocessing, seed: int) -> list[str]:
+    """One validation phantom of each class, as the model sees it."""
+    val = ImageCLEFTBT(
+        labels_csv.parent,
+        labels_csv,
+        "val",
+        seed=seed,
+        preprocessing=preprocessing,
+        cache_dir=out / "cache" / "volumes",
+    )
+    names = []
+    for label, name in enumerate(TB_CLASSES):
+        index = int((val.labels == label).nonzero()[0][0])
+        names.append(f"montage-{label + 1}-{name.lower()}.png")
+        plot_slice_montage(
+            val[index][0].numpy(), out / names[-1], title=f"synthetic phantom: {name} pattern ({val.file_ids[index]})"
+        )
+    return names
+
+
+def _write_report(out: Path, result: RecipeResult, sizes: DemoData, montages: list[str]) -> None:
     timings = "\n".join(f"| {name} | {seconds:.1f} |" for name, seconds in result.seconds.items())
-    montages = "\n".join(f"![{p.stem}]({p.name})" for p in sorted(out.glob("montage-*.png")))
+    val_kappas = ", ".join(f"{name} {report.kappa:.2f}" for name, report in result.val_reports.items())
+    pt, no_pt = stage_folder(out, "PT").name, stage_folder(out, "No PT").name
     text = f"""# slicevid demo report
 
 Synthetic stand-in data, not medical data: the numbers show the method at work on a task
 built to resemble the paper's, not how ViPTT-Net performs on CT.
 
-## Test phantoms ({ct_test} scans)
+## Test phantoms ({sizes.test_phantoms_per_class * 5} scans)
 
-Fine-tuned on {ct_train} phantoms; the epoch kept is the one with the lowest validation loss on
-{ct_val} others (its validation kappa: PT {result.val_kappas["PT"]:.2f}, No PT
-{result.val_kappas["No PT"]:.2f}). The test
+Fine-tuned on {sizes.phantoms_per_class * 4} phantoms; the epoch kept is the one with the lowest
+validation loss on {sizes.phantoms_per_class} others (its validation kappa: {val_kappas}). The test
 phantoms, drawn separately, played no part in either, so their scores are not inflated by
 that choice.
 
 {result.table}
 
-PT: pretrained on {videos_train} synthetic action clips (validation accuracy
-{result.pretrain_val_accuracy:.2f} on {videos_val} clips), then fine-tuned.
-No PT: fine-tuned from random weights, the same way.
+PT: pretrained on {sizes.videos_per_class * 10} synthetic action clips (80% of them to train; validation
+accuracy {result.pretrain_val_accuracy:.2f}), then fine-tuned. No PT: fine-tuned from random weights, the same way.
 
 ## Settings
 
-```json
-{json.dumps(asdict(settings), indent=2)}
-```
+The `demo` recipe, in full: `recipe.yaml` (`slicevid recipe show demo` prints the same).
 
 ## Time (seconds, this machine)
 
@@ -294,16 +200,15 @@ No PT: fine-tuned from random weights, the same way.
 
 ## Plots
 
-Test confusion matrices: `test-confusion-pt.png`, `test-confusion-nopt.png`. Fine-tuning curves
-and validation confusion matrices: `finetune-pt/`, `finetune-nopt/` (`curves.png`,
-`confusion.png`); pretraining: `pretrain/`.
+Test confusion matrices: `{pt}/test-confusion.png`, `{no_pt}/test-confusion.png`. Fine-tuning curves
+and validation confusion matrices: `{pt}/`, `{no_pt}/` (`curves.png`, `confusion.png`); pretraining: `pretrain/`.
 
-![PT curves](finetune-pt/curves.png)
-![PT, test phantoms](test-confusion-pt.png)
-![No PT, test phantoms](test-confusion-nopt.png)
+![PT curves]({pt}/curves.png)
+![PT, test phantoms]({pt}/test-confusion.png)
+![No PT, test phantoms]({no_pt}/test-confusion.png)
 
 ## Phantom slices, one per class
 
-{montages}
+{chr(10).join(f"![{name}]({name})" for name in montages)}
 """
     atomic_write_text(out / "report.md", text)

@@ -1,21 +1,22 @@
-"""``SliceSequenceClassifier``: channel adapter -> slice encoder -> aggregator -> head.
+"""``SliceSequenceClassifier``: channel adapter -> slice encoder -> aggregator -> heads.
 
 Input is a batch of volumes or clips ``(B, C, D, H, W)``: channels, then depth (slices or
 frames), then height and width, the layout of ``nn.Conv3d`` and of video models. The
 encoder sees all real slices of the batch in one call (optionally in chunks, optionally
 with activation checkpointing), the aggregator reads the ``(B, D, F)`` feature sequence in
-slice order, and the head returns logits ``(B, num_classes)``.
+slice order, and each head returns logits: ``(B, outputs)`` for a one-task model, a dict
+from task name to logits for a model with several (see :mod:`slicevid.tasks`).
 
 Volumes of different depths go in as one zero-padded batch with their ``lengths``: padding
 is never encoded, and every aggregator ignores it, so in ``eval()`` mode each sample's
-logits equal those of the volume run alone.
+outputs equal those of the volume run alone.
 """
 
 from __future__ import annotations
 
 import os
 import warnings
-from collections import OrderedDict
+from dataclasses import fields as dataclass_fields
 from pathlib import Path
 from typing import Any
 
@@ -23,41 +24,34 @@ import torch
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
-from .aggregators import canonical_aggregator_name, create_aggregator, takes_lengths
+from ._registry import suggest
+from .aggregators import canonical_aggregator_name, create_aggregator, takes_lengths, valid_mask
+from .data.batching import SLICES
 from .encoders import canonical_encoder_name, create_encoder, size_error
 from .errors import ConfigError
+from .heads import SliceHead, TaskHeads
 from .importance import slice_importance
 from .inputs import make_adapter, stack_slice_context, validate_batch
-from .model_config import ModelConfig
+from .model_config import ModelConfig, SliceExecution
 from .pretrained import read_model_config, read_pretrained_weights, write_pretrained
+from .tasks import TARGET, SliceSupervision, Task
 from .weights import load_into
+
+_SETTINGS = [f.name for f in dataclass_fields(ModelConfig)]
 
 
 class SliceSequenceClassifier(nn.Module):
     """Classify a 3D volume (or a video clip) as a sequence of 2D slices.
 
+    Build one with :func:`create_model` or :func:`slicevid.presets.viptt_net`; this constructor
+    takes the whole description as a :class:`~slicevid.ModelConfig`.
+
     Args:
-        encoder: encoder name (``"vgg16"``, ``"compact_cnn"``, ``"timm:resnet18"``, a registered
-            name) or module.
-        aggregator: aggregator name (``"lstm"``, ``"gru"``, ``"mean"``, ``"attention"``,
-            ``"transformer"``) or module.
-        num_classes: number of output logits.
-        in_channels: channels ``C`` of the input volume (1 for CT, grayscale video).
-        adapter: how slices become the encoder's input: ``"conv"`` (learnable 1x1x1 convolution
-            to 3 channels, the paper's), ``"repeat"`` (tile one channel) or ``"none"`` (the encoder
-            takes ``in_channels * (2 * slice_context + 1)`` channels; pretrained first-layer
-            weights are adapted as timm does).
-        head_hidden: width of the hidden dense layer of the head (1024 in the paper).
+        config: the architecture and tasks (the paper's ViPTT-Net by default).
+        encoder: an encoder module, used instead of building ``config.encoder`` by name.
+        aggregator: an aggregator module, used instead of building ``config.aggregator``.
         encoder_weights: ``None``, ``"imagenet"``, ``"keras-imagenet"`` (VGG-16) or a weights file.
-        encoder_kwargs: extra keyword arguments for the encoder builder.
-        aggregator_kwargs: extra keyword arguments for the aggregator (e.g. ``hidden_size``,
-            ``num_layers``, ``bidirectional``, ``dropout``, ``readout`` for the RNNs).
-        feature_norm: ``"layernorm"`` normalises each slice's features before the aggregator,
-            which helps recurrent aggregators on encoders trained from scratch.
-        slice_context: give each slice ``k`` neighbours on each side as extra channels (2.5D).
-        class_names: names of the classes, in label order.
-        slice_chunk: encode at most this many slices per call (see :meth:`set_slice_execution`).
-        checkpoint_slices: recompute encoder activations in the backward pass (same).
+        execution: how slices run through the encoder (:meth:`set_slice_execution`).
 
     Note:
         With an encoder that has BatchNorm, training-mode statistics are computed per
@@ -66,73 +60,73 @@ class SliceSequenceClassifier(nn.Module):
 
     def __init__(
         self,
-        encoder: str | nn.Module = "vgg16",
-        aggregator: str | nn.Module = "lstm",
-        num_classes: int = 5,
+        config: ModelConfig | None = None,
         *,
-        in_channels: int = 1,
-        adapter: str = "conv",
-        head_hidden: int = 1024,
+        encoder: nn.Module | None = None,
+        aggregator: nn.Module | None = None,
         encoder_weights: str | os.PathLike | None = None,
-        encoder_kwargs: dict[str, Any] | None = None,
-        aggregator_kwargs: dict[str, Any] | None = None,
-        feature_norm: str = "none",
-        slice_context: int = 0,
-        class_names: tuple[str, ...] | None = None,
-        slice_chunk: int | None = None,
-        checkpoint_slices: bool = False,
+        execution: SliceExecution | None = None,
     ) -> None:
         super().__init__()
-        config = ModelConfig(
-            encoder=canonical_encoder_name(encoder) if isinstance(encoder, str) else None,
-            aggregator=canonical_aggregator_name(aggregator) if isinstance(aggregator, str) else None,
-            num_classes=num_classes,
-            in_channels=in_channels,
-            adapter=adapter,
-            head_hidden=head_hidden,
-            encoder_kwargs=dict(encoder_kwargs or {}),
-            aggregator_kwargs=dict(aggregator_kwargs or {}),
-            feature_norm=feature_norm,
-            slice_context=slice_context,
-            class_names=tuple(class_names or ()),
-        )
+        config = config or ModelConfig()
+        if encoder is not None or aggregator is not None:
+            config = config.replace(
+                encoder=None if encoder is not None else config.encoder,
+                aggregator=None if aggregator is not None else config.aggregator,
+            )
         self.config = config
         self.adapter = make_adapter(config.adapter, config.slice_channels)
         encoder_channels = config.slice_channels if config.adapter == "none" else 3
         self.encoder = create_encoder(
-            config.encoder or encoder, weights=encoder_weights, in_chans=encoder_channels, **config.encoder_kwargs
+            encoder if encoder is not None else config.encoder,
+            weights=encoder_weights,
+            in_chans=encoder_channels,
+            **config.encoder_kwargs,
         )
         self.feature_norm = (
             nn.LayerNorm(self.encoder.num_features) if config.feature_norm == "layernorm" else nn.Identity()
         )
         self.aggregator = create_aggregator(
-            config.aggregator or aggregator, self.encoder.num_features, **config.aggregator_kwargs
+            aggregator if aggregator is not None else config.aggregator,
+            self.encoder.num_features,
+            **config.aggregator_kwargs,
         )
-        self.head = nn.Sequential(
-            OrderedDict(
-                hidden=nn.Linear(self.aggregator.out_features, config.head_hidden),
-                act=nn.ReLU(inplace=True),
-                classifier=nn.Linear(config.head_hidden, config.num_classes),
-            )
-        )
+        self._build_heads()
         self._encoder_frozen = False
         self._adapter_frozen = False
         self._range_checks_left = 3  # the first batches only: checking needs a device sync
-        self.slice_chunk: int | None = None
-        self.checkpoint_slices = False
-        self.channels_last = False
-        self.set_slice_execution(chunk=slice_chunk, checkpoint=checkpoint_slices)
+        self.execution = SliceExecution()
+        execution = execution or SliceExecution()
+        self.set_slice_execution(
+            chunk=execution.slice_chunk, checkpoint=execution.checkpoint_slices, channels_last=execution.channels_last
+        )
+
+    def _build_heads(self) -> None:
+        config = self.config
+        supervision = config.slice_supervision
+        pooled = supervision.pool_into if supervision else None
+        own = {name: task for name, task in config.tasks.items() if name != pooled}
+        self.head = TaskHeads(self.aggregator.out_features, config.head_hidden, own) if own else None
+        self.slice_head = None
+        if supervision is not None:
+            width = getattr(self.aggregator, "sequence_features", None)
+            if not isinstance(width, int) or not hasattr(self.aggregator, "forward_sequence"):
+                raise ConfigError(
+                    "slice_supervision",
+                    f"needs per-slice outputs, which aggregator {type(self.aggregator).__name__} does not give "
+                    "(it needs forward_sequence and sequence_features)",
+                )
+            self.slice_head = SliceHead(width, supervision)
 
     @classmethod
     def from_config(cls, config: ModelConfig, **kwargs: Any) -> SliceSequenceClassifier:
-        """Build the architecture ``config`` describes (random weights) and attach ``config``."""
-        model = cls(**config.architecture(), class_names=config.class_names, **kwargs)
-        model.config = config
-        return model
+        """Build the architecture ``config`` describes (random weights)."""
+        return cls(config, **kwargs)
 
     @property
     def num_classes(self) -> int:
-        return self.head.classifier.out_features
+        """Names the heads predict: the classes of a one-head classifier."""
+        return self.config.num_classes
 
     @property
     def num_features(self) -> int:
@@ -142,6 +136,10 @@ class SliceSequenceClassifier(nn.Module):
     @property
     def class_names(self) -> tuple[str, ...]:
         return self.config.class_names
+
+    @property
+    def tasks(self) -> dict[str, Task]:
+        return dict(self.config.tasks)
 
     # ------------------------------------------------------------------ runtime switches
     def set_slice_execution(
@@ -153,22 +151,32 @@ class SliceSequenceClassifier(nn.Module):
             chunk: encode at most this many slices per call, to bound peak memory.
             checkpoint: recompute encoder activations in the backward pass (per chunk) instead
                 of storing them: much less memory for about one more forward pass.
-            channels_last: run the encoder in channels-last memory format (faster on GPUs).
+            channels_last: run the encoder in channels-last memory format.
         """
-        if chunk is not None and (isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1):
-            raise ConfigError("slice_chunk", f"must be a positive integer or None, got {chunk!r}")
-        self.slice_chunk, self.checkpoint_slices = chunk, bool(checkpoint)
-        if channels_last != self.channels_last:
+        execution = SliceExecution(chunk, bool(checkpoint), bool(channels_last))
+        if execution.channels_last != self.execution.channels_last:
             self.encoder.to(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
-            self.channels_last = bool(channels_last)
+        self.execution = execution
         return self
+
+    @property
+    def slice_chunk(self) -> int | None:
+        return self.execution.slice_chunk
+
+    @property
+    def checkpoint_slices(self) -> bool:
+        return self.execution.checkpoint_slices
+
+    @property
+    def channels_last(self) -> bool:
+        return self.execution.channels_last
 
     # ------------------------------------------------------------------ forward
     def check_input(self, x: Tensor, lengths: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
         """Validate a ``(B, C, D, H, W)`` batch (and ``lengths``); floats of other widths are cast.
 
         Raises:
-            ValueError: wrong type, shape, channel count, dtype, an empty batch or depth, or
+            ConfigError: wrong type, shape, channel count, dtype, an empty batch or depth, or
                 lengths that do not fit the batch.
         """
         x, lengths = validate_batch(x, lengths, self.config.in_channels, next(self.parameters()).dtype)
@@ -177,7 +185,7 @@ class SliceSequenceClassifier(nn.Module):
 
     def _warn_if_unscaled(self, x: Tensor) -> None:
         """Warn when the first inputs are clearly not in the model's range (e.g. raw Hounsfield units)."""
-        if self._range_checks_left <= 0 or x.device.type == "meta":
+        if self._range_checks_left <= 0 or x.device.type == "meta" or torch.jit.is_tracing():
             return
         self._range_checks_left -= 1
         low, high = self.config.input_range
@@ -188,7 +196,7 @@ class SliceSequenceClassifier(nn.Module):
             warnings.warn(
                 f"Input values span [{smallest:g}, {largest:g}], far outside the model's input range "
                 f"[{low:g}, {high:g}]: raw Hounsfield units? Window them first (slicevid.data.hu_window).",
-                stacklevel=2,
+                stacklevel=3,
             )
 
     def forward_features(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
@@ -201,7 +209,7 @@ class SliceSequenceClassifier(nn.Module):
         slices = x.transpose(1, 2).reshape(batch * depth, channels, height, width)
         if lengths is None:
             return self.encode_slices(slices).reshape(batch, depth, -1)
-        valid = (torch.arange(depth, device=x.device)[None, :] < lengths[:, None]).reshape(-1)
+        valid = valid_mask(lengths, batch, depth, x.device).reshape(-1)
         encoded = self.encode_slices(slices[valid])
         features = encoded.new_zeros(batch * depth, encoded.shape[1])
         features[valid] = encoded
@@ -209,10 +217,10 @@ class SliceSequenceClassifier(nn.Module):
 
     def encode_slices(self, slices: Tensor) -> Tensor:
         """Encode ``(N, C, H, W)`` slices to ``(N, F)``, chunked and checkpointed as configured."""
-        if self.channels_last:
+        if self.execution.channels_last:
             slices = slices.contiguous(memory_format=torch.channels_last)
-        chunks = slices.split(self.slice_chunk) if self.slice_chunk else (slices,)
-        features = [self._encode_chunk(chunk) for chunk in chunks]
+        chunk = self.execution.slice_chunk
+        features = [self._encode_chunk(part) for part in (slices.split(chunk) if chunk else (slices,))]
         return features[0] if len(features) == 1 else torch.cat(features)
 
     def _encode_chunk(self, chunk: Tensor) -> Tensor:
@@ -220,48 +228,82 @@ class SliceSequenceClassifier(nn.Module):
             chunk.requires_grad or any(p.requires_grad for p in self.encoder.parameters())
         )
         try:
-            if self.checkpoint_slices and needs_grad:
+            if self.execution.checkpoint_slices and needs_grad:
                 return checkpoint(self.encoder, chunk, use_reentrant=False)
             return self.encoder(chunk)
-        except (RuntimeError, AssertionError) as err:
+        except (RuntimeError, AssertionError, ValueError) as err:
             raise size_error(self.encoder, self.config.encoder, chunk, err) from None
 
-    def forward_head(self, features: Tensor, lengths: Tensor | None = None) -> Tensor:
-        """Logits ``(B, num_classes)`` from slice features ``(B, D, F)``."""
+    def outputs_from_features(self, features: Tensor, lengths: Tensor | None = None) -> dict[str, Tensor]:
+        """Every head's logits from slice features ``(B, D, F)``; per-slice logits under ``"slices"``."""
         if features.ndim != 3 or features.shape[-1] != self.num_features:
             raise ConfigError("features", f"must have shape (B, D, {self.num_features}), got {tuple(features.shape)}")
-        return self.head(self._aggregate(self.feature_norm(features), lengths))
+        features = self.feature_norm(features)
+        if self.slice_head is None:
+            return self.head(self._aggregate(features, lengths))
+        pooled, sequence = self._aggregate(features, lengths, per_slice=True)
+        valid = valid_mask(lengths, *features.shape[:2], features.device)
+        slice_logits = self.slice_head(sequence, valid)
+        outputs = self.head(pooled) if self.head is not None else {}
+        if self.slice_head.pool_into is not None:
+            outputs[self.slice_head.pool_into] = self.slice_head.pool(slice_logits, sequence, valid)
+        return {**{name: outputs[name] for name in self.config.tasks}, SLICES: slice_logits}
 
-    def _aggregate(self, features: Tensor, lengths: Tensor | None) -> Tensor:
-        if lengths is None:
-            return self.aggregator(features)
-        if not takes_lengths(self.aggregator):
+    def _aggregate(self, features: Tensor, lengths: Tensor | None, per_slice: bool = False):
+        if lengths is not None and not takes_lengths(self.aggregator):
             raise ConfigError(
                 f"aggregator {type(self.aggregator).__name__}",
                 "does not take lengths, so it cannot read padded batches; give its forward a `lengths` argument",
             )
-        return self.aggregator(features, lengths)
+        arguments = (features,) if lengths is None else (features, lengths)
+        return self.aggregator.forward_sequence(*arguments) if per_slice else self.aggregator(*arguments)
 
-    def forward(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
-        """Logits ``(B, num_classes)``; ``lengths`` ``(B,)`` gives each padded volume's real depth."""
+    def forward_outputs(self, x: Tensor, lengths: Tensor | None = None) -> dict[str, Tensor]:
+        """Every head's logits by task name (and ``"slices"``: per-slice logits, with slice supervision)."""
         x, lengths = self.check_input(x, lengths)
-        return self.forward_head(self._features(x, lengths), lengths)
+        return self.outputs_from_features(self._features(x, lengths), lengths)
+
+    def public_outputs(self, outputs: dict[str, Tensor]) -> Tensor | dict[str, Tensor]:
+        """What ``forward`` returns: one task's tensor, or a dict of the tasks' tensors."""
+        if len(self.config.tasks) == 1:
+            return outputs[next(iter(self.config.tasks))]
+        return {name: outputs[name] for name in self.config.tasks}
+
+    def forward_head(self, features: Tensor, lengths: Tensor | None = None) -> Tensor | dict[str, Tensor]:
+        """Logits from slice features ``(B, D, F)``, in the form :meth:`forward` returns them."""
+        return self.public_outputs(self.outputs_from_features(features, lengths))
+
+    def forward(self, x: Tensor, lengths: Tensor | None = None) -> Tensor | dict[str, Tensor]:
+        """Logits ``(B, outputs)`` (a dict by task name with several tasks); ``lengths`` ``(B,)`` gives each
+        padded volume's real depth."""
+        return self.public_outputs(self.forward_outputs(x, lengths))
 
     @torch.no_grad()
-    def predict_proba(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
-        """Class probabilities ``(B, num_classes)`` (softmax of the logits, no gradients).
+    def predict_proba(self, x: Tensor, lengths: Tensor | None = None) -> Tensor | dict[str, Tensor]:
+        """What each task means, without gradients: softmax rows, independent sigmoids, level
+        probabilities or scores (a dict by task name with several tasks).
 
         Call ``model.eval()`` first for inference, as with any module.
         """
-        return self(x, lengths).float().softmax(dim=-1)
+        outputs = self.forward_outputs(x, lengths)
+        return self.public_outputs({name: task.activate(outputs[name]) for name, task in self.config.tasks.items()})
 
-    def explain(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
-        """Importance of each slice for the predicted class ``(B, D)``, summing to 1 per sample.
+    def explain(self, x: Tensor, lengths: Tensor | None = None, task: str | None = None) -> Tensor:
+        """Importance of each slice for a task's decision ``(B, D)``, summing to 1 per sample.
 
         Aggregators with attention (``"attention"``, ``"transformer"``) report their attention
-        weights; for the others it is |gradient x input| of the slice features for the
-        predicted class's logit. Padded slices (beyond ``lengths``) get 0. Runs in eval mode.
+        weights; for the others it is |gradient x input| of the slice features for the task's
+        decision (the predicted class's logit, the positive labels' logits, the cumulative level
+        logits or the score). Padded slices (beyond ``lengths``) get 0. Runs in eval mode.
+
+        Args:
+            x: a batch ``(B, C, D, H, W)``.
+            lengths: real depths of a padded batch.
+            task: the task to explain (the first by default).
         """
+        name = task or next(iter(self.config.tasks))
+        if name not in self.config.tasks:
+            raise ConfigError("task", f"must be one of {list(self.config.tasks)}, got {name!r}")
         was_training = self.training
         self.eval()
         try:
@@ -269,13 +311,12 @@ class SliceSequenceClassifier(nn.Module):
                 x, lengths = self.check_input(x, lengths)
                 features = self._features(x, lengths)
 
-            def predicted_logit(f: Tensor) -> Tensor:
-                logits = self.forward_head(f, lengths)
-                return logits.gather(1, logits.argmax(dim=1, keepdim=True))[:, 0]
+            def score(f: Tensor) -> Tensor:
+                return self.config.tasks[name].explained_score(self.outputs_from_features(f, lengths)[name])
 
             weights = getattr(self.aggregator, "slice_weights", None)
             pooled_weights = (lambda f, n: weights(self.feature_norm(f), n)) if weights is not None else None
-            return slice_importance(features, lengths, predicted_logit, pooled_weights)
+            return slice_importance(features, lengths, score, pooled_weights)
         finally:
             self.train(was_training)
 
@@ -315,16 +356,37 @@ class SliceSequenceClassifier(nn.Module):
             self.encoder.eval()  # keep BatchNorm running statistics fixed
         return self
 
-    # ------------------------------------------------------------------ head
-    def reset_head(self, num_classes: int, class_names: tuple[str, ...] | None = None) -> SliceSequenceClassifier:
-        """Replace the output layer with a fresh ``num_classes``-way one, keeping all other weights.
+    # ------------------------------------------------------------------ heads
+    def reset_head(
+        self,
+        num_classes: int | None = None,
+        class_names: tuple[str, ...] | None = None,
+        *,
+        task: Task | None = None,
+        tasks: dict[str, Task] | None = None,
+        slice_supervision: SliceSupervision | None = None,
+    ) -> SliceSequenceClassifier:
+        """Replace the output layers with fresh ones for new tasks, keeping every other weight.
 
-        This is the paper's swap from the 10-way video head to the 5-way TB head. The model's
-        config gets the new class count and names (``"0"``, ``"1"``, ... when not given).
+        This is the paper's swap from the 10-way video head to the 5-way TB head. Give
+        ``num_classes`` (and ``class_names``) for one classification head, ``task`` for one head
+        of any kind, or ``tasks`` for several. The hidden layer is kept; so is a slice head,
+        unless ``slice_supervision`` asks for another one.
         """
-        self.config = self.config.with_head(num_classes, class_names)
-        old = self.head.classifier
-        self.head.classifier = nn.Linear(old.in_features, num_classes).to(old.weight.device, old.weight.dtype)
+        if tasks is None:
+            tasks = {TARGET: task} if task is not None else dict(self.config.with_head(num_classes, class_names).tasks)
+        reference = next(self.parameters())
+        hidden = self.head.hidden if self.head is not None else None
+        keep_slices = slice_supervision is None or slice_supervision == self.config.slice_supervision
+        slice_head = self.slice_head if keep_slices else None
+        config = self.config.with_tasks(tasks)
+        self.config = config if keep_slices else config.replace(slice_supervision=slice_supervision)
+        self._build_heads()
+        if hidden is not None and self.head is not None:
+            self.head.hidden = hidden
+        if slice_head is not None and self.slice_head is not None:
+            self.slice_head = slice_head
+        self.to(reference.device, reference.dtype)
         return self
 
     # ------------------------------------------------------------------ persistence
@@ -344,9 +406,11 @@ class SliceSequenceClassifier(nn.Module):
         """Rebuild a model saved by :meth:`save_pretrained`; ``overrides`` replace config fields.
 
         Raises:
-            FileNotFoundError: the folder or one of its two files is missing.
-            ValueError: ``config.json`` is not valid or ``model.safetensors`` is unreadable or
-                does not fit the config (the message names the file).
+            CheckpointError: the folder or one of its two files is missing, ``config.json`` is
+                not valid, or ``model.safetensors`` is unreadable or does not fit the config
+                (the message names the file).
+            UnknownNameError: the encoder or aggregator is not registered (a plugin's; load it
+                with ``--import`` or install its package).
         """
         config = read_model_config(directory)
         if overrides:
@@ -358,17 +422,67 @@ class SliceSequenceClassifier(nn.Module):
 
 
 def create_model(
-    encoder: str | nn.Module = "vgg16",
-    aggregator: str | nn.Module = "lstm",
-    num_classes: int = 5,
+    encoder: str | nn.Module | None = None,
+    aggregator: str | nn.Module | None = None,
+    num_classes: int | None = None,
     *,
-    in_channels: int = 1,
-    **kwargs: Any,
+    task: Task | None = None,
+    tasks: dict[str, Task] | None = None,
+    encoder_weights: str | os.PathLike | None = None,
+    slice_chunk: int | None = None,
+    checkpoint_slices: bool = False,
+    channels_last: bool = False,
+    **config: Any,
 ) -> SliceSequenceClassifier:
-    """Build a :class:`SliceSequenceClassifier`; keyword arguments left as ``None`` are dropped.
+    """Build a :class:`SliceSequenceClassifier`; whatever is not given is the paper's ViPTT-Net.
+
+    Args:
+        encoder: encoder name (``"vgg16"``, ``"compact_cnn"``, ``"timm:resnet18"``, a registered
+            name) or module; ``None`` is the paper's VGG-16.
+        aggregator: ``"lstm"``, ``"gru"``, ``"mean"``, ``"attention"``, ``"transformer"``, a
+            registered name or a module; ``None`` is the paper's LSTM.
+        num_classes: classes of a one-head classifier (5 by default); see ``task``/``tasks`` otherwise.
+        task: one head of any kind (``Multilabel([...])``, ``Ordinal(3)`` ...).
+        tasks: several heads by name, e.g. ``{"type": Multiclass(5), "findings": Multilabel([...])}``.
+        encoder_weights: ``None`` (random), ``"imagenet"``, ``"keras-imagenet"`` (VGG-16) or a file.
+        slice_chunk: encode at most this many slices per call (memory only).
+        checkpoint_slices: activation checkpointing in the encoder (memory only).
+        channels_last: channels-last memory format for the encoder (speed only).
+        **config: any other :class:`~slicevid.ModelConfig` field (``in_channels``, ``adapter``,
+            ``head_hidden``, ``aggregator_kwargs``, ``feature_norm``, ``slice_context``,
+            ``class_names``, ``slice_supervision`` ...); ``None`` values are dropped.
+
+    Returns:
+        The model, with ``model.config`` describing it.
+
+    Raises:
+        UnknownNameError: an unknown encoder or aggregator name (with close matches).
+        ConfigError: an invalid setting (named in the message).
+        WeightsNotFoundError: pretrained weights that are not available locally.
 
     Example:
         >>> model = create_model("timm:resnet18", "gru", num_classes=3)
+        >>> model = create_model("compact_cnn", "attention", task=Multilabel(["left", "right"]))
     """
-    kwargs = {k: v for k, v in kwargs.items() if v is not None}
-    return SliceSequenceClassifier(encoder, aggregator, num_classes, in_channels=in_channels, **kwargs)
+    if task is not None and tasks is not None:
+        raise ConfigError("task", "and tasks exclude each other: give one head or several")
+    fields = {k: v for k, v in config.items() if v is not None}
+    if task is not None or tasks is not None:
+        fields["tasks"] = tasks if tasks is not None else {TARGET: task}
+    elif num_classes is not None:
+        fields["num_classes"] = num_classes
+    modules = {}
+    for name, value in (("encoder", encoder), ("aggregator", aggregator)):
+        if isinstance(value, nn.Module):
+            modules[name] = value
+        elif value is not None:
+            fields[name] = canonical_encoder_name(value) if name == "encoder" else canonical_aggregator_name(value)
+    unknown = sorted(set(fields) - {f.name for f in dataclass_fields(ModelConfig)})
+    if unknown:
+        raise ConfigError("create_model", f"got unknown setting(s) {unknown}{suggest(unknown[0], _SETTINGS)}")
+    return SliceSequenceClassifier(
+        ModelConfig(**fields),
+        encoder_weights=encoder_weights,
+        execution=SliceExecution(slice_chunk, checkpoint_slices, channels_last),
+        **modules,
+    )

@@ -10,7 +10,6 @@ import numpy as np
 
 from ._io import atomic_write
 from .errors import ConfigError
-from .metrics import ClassificationReport
 
 
 def _pyplot():
@@ -30,38 +29,59 @@ def _save(fig, path: str | os.PathLike) -> Path:
     return Path(path)
 
 
-def plot_training_curves(history: Sequence[dict], path: str | os.PathLike) -> Path:
-    """Loss (train and validation) and validation kappa per epoch."""
+def plot_training_curves(
+    history: Sequence[dict], path: str | os.PathLike, *, kept_epoch: int | None = None, monitor: str = "val_loss"
+) -> Path:
+    """Loss (train and validation), the monitored metric and the learning rate per epoch.
+
+    A dashed line marks ``kept_epoch``, the epoch whose weights the run kept.
+    """
     plt = _pyplot()
     epochs = [row["epoch"] for row in history]
-    fig, (loss_ax, kappa_ax) = plt.subplots(1, 2, figsize=(9, 3.4))
+    shown = ("val_kappa", "val_mean_auc", "val_qwk", "val_mae")
+    metric = monitor if monitor != "val_loss" else next((k for k in shown if k in history[0]), None)
+    panels = 3 if metric and metric in history[0] else 2
+    fig, axes = plt.subplots(1, panels, figsize=(4.2 * panels, 3.4))
+    loss_ax, rate_ax = axes[0], axes[-1]
     loss_ax.plot(epochs, [row["train_loss"] for row in history], "o-", label="train")
-    if history and "val_loss" in history[0]:
+    if "val_loss" in history[0]:
         loss_ax.plot(epochs, [row["val_loss"] for row in history], "o-", label="validation")
-        kappa_ax.plot(epochs, [row["val_kappa"] for row in history], "o-", color="tab:green")
-    loss_ax.set(xlabel="epoch", ylabel="cross-entropy", title="loss")
-    loss_ax.legend()
-    kappa_ax.set(xlabel="epoch", ylabel="Cohen's kappa", title="validation kappa", ylim=(-1.05, 1.05))
-    kappa_ax.axhline(0, color="grey", lw=0.5)
+    loss_ax.set(xlabel="epoch", ylabel="loss", title="loss")
+    if panels == 3:
+        axes[1].plot(epochs, [row[metric] for row in history], "o-", color="tab:green")
+        axes[1].set(xlabel="epoch", ylabel=metric.removeprefix("val_"), title=metric.replace("_", " "))
+        axes[1].axhline(0, color="grey", lw=0.5)
+    rate_ax.plot(epochs, [row["lr"] for row in history], "o-", color="tab:purple")
+    rate_ax.set(xlabel="epoch", ylabel="learning rate", title="learning rate", yscale="log")
+    for ax in axes:
+        if kept_epoch is not None:
+            ax.axvline(kept_epoch, color="black", ls="--", lw=1, label=f"kept (epoch {kept_epoch})")
+        ax.xaxis.get_major_locator().set_params(integer=True)
+    loss_ax.legend(fontsize=8)
     return _save(fig, path)
 
 
-def plot_confusion_matrix(report: ClassificationReport, path: str | os.PathLike, title: str = "") -> Path:
-    """Confusion matrix with counts, rows = true class."""
+def plot_confusion_matrix(
+    confusion: Sequence[Sequence[int]], names: Sequence[str], path: str | os.PathLike, title: str = ""
+) -> Path:
+    """Confusion matrix with counts, rows = true class, and a colour bar of whole counts."""
+    from matplotlib.ticker import MaxNLocator
+
     plt = _pyplot()
-    matrix = np.asarray(report.confusion)
-    size = 1.2 + 0.7 * len(report.class_names)
-    fig, ax = plt.subplots(figsize=(size + 1, size))
-    image = ax.imshow(matrix, cmap="Blues")
-    ticks = range(len(report.class_names))
-    ax.set_xticks(ticks, report.class_names, rotation=35, ha="right")
-    ax.set_yticks(ticks, report.class_names)
+    matrix = np.asarray(confusion)
+    size = 1.2 + 0.7 * len(names)
+    fig, ax = plt.subplots(figsize=(size + 1.4, size))
+    image = ax.imshow(matrix, cmap="Blues", vmin=0)
+    ticks = range(len(names))
+    ax.set_xticks(ticks, names, rotation=35, ha="right")
+    ax.set_yticks(ticks, names)
     for (row, col), value in np.ndenumerate(matrix):
         ax.text(col, row, str(value), ha="center", va="center", color="white" if value > matrix.max() / 2 else "black")
-    ax.set(
-        xlabel="predicted", ylabel="true", title=title or f"kappa {report.kappa:.2f}, accuracy {report.accuracy:.2f}"
-    )
-    fig.colorbar(image, ax=ax, fraction=0.046)
+    ax.set(xlabel="predicted", ylabel="true", title=title)
+    bar = fig.colorbar(image, ax=ax, fraction=0.046)
+    bar.locator = MaxNLocator(integer=True)
+    bar.update_ticks()
+    bar.set_label("scans")
     return _save(fig, path)
 
 

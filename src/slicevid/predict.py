@@ -1,9 +1,23 @@
 """Prediction on new scans: what ``slicevid predict`` runs.
 
-A checkpoint written by slicevid 0.2 knows its class names and the preprocessing its model
+A checkpoint written by slicevid knows its tasks, class names and the preprocessing its model
 was trained with, so prediction needs nothing else: scans are preprocessed exactly as in
 training. Explicit settings that contradict the checkpoint are an error, not a silent
 mismatch; checkpoints of slicevid 0.1 (no preprocessing saved) use the settings given.
+
+Scans are read in batches (``batch_size``; scans of different depths batched by similar
+depth and padded), with DataLoader workers for reading and preprocessing. Test-time
+augmentation (``tta``) averages each scan's probabilities over transformed copies:
+
+* ``"flip"``: mirrored left-right. It assumes the labels do not depend on the side, or say
+  which labels swap (``Multilabel(flip_pairs=...)``); a task that names a side without its pair
+  is refused.
+* ``"reverse"``: the slices in reverse order (head and feet swapped). It assumes the label does
+  not depend on that direction, and helps only a model that does not (an order-blind
+  aggregator, or one trained with both orders).
+
+Every scan gets an id: its path relative to the folder it was found in (``P1/ct``), or its name
+for a file given directly; two scans with one id are refused, never silently merged.
 """
 
 from __future__ import annotations
@@ -11,64 +25,110 @@ from __future__ import annotations
 import csv
 import io
 import os
+import re
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+import numpy as np
 import torch
+from torch import nn
 from torch.utils.data import DataLoader
 
 from ._io import atomic_write_text
 from ._registry import check_choice
 from .data import CTPreprocessing, CTVolumeDataset
-from .data.batching import pad_collate
-from .data.ct import is_dicom_file, is_nifti
-from .data.imageclef import list_scans
+from .data.batching import LengthBucketSampler, pad_collate
+from .data.ct import check_scan_path, is_dicom_file, is_nifti
+from .data.labelled import find_scans
+from .data.labels import scan_id
 from .devices import resolve_device
-from .errors import ConfigError, DataError, OutputError
+from .errors import CheckpointError, ConfigError, DataError, OutputError
 from .model import SliceSequenceClassifier
+from .model_config import ModelConfig
+from .plots import plot_slice_importance
+from .tasks import Multiclass, Multilabel, Task
+from .train.network import ModelOutputs
 
 SUBMISSION_IDS = ("stem", "filename")
+TTA_CHOICES = ("flip", "reverse")
+_SIDES = re.compile(r"(^|[^a-z])(left|right)([^a-z]|$)", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
 class Prediction:
-    """The model's answer for one scan."""
+    """The model's answer for one scan.
+
+    Attributes:
+        file_id: the scan's id (its path relative to the folder it was found in).
+        file_name: the scan's file or folder name.
+        probabilities: per task, what the task means (class or level probabilities, label
+            probabilities, or the score).
+        decisions: per task, the decision (a class or level index, 0/1 per label, the score).
+        tasks: the model's tasks, by name.
+        importance: per slice, how much it drove the first task's decision (with ``explain``).
+    """
 
     file_id: str
     file_name: str
-    label: int
-    probabilities: tuple[float, ...]
-    class_names: tuple[str, ...]
+    probabilities: dict[str, tuple[float, ...]]
+    decisions: dict[str, int | float | tuple[int, ...]]
+    tasks: dict[str, Task]
     importance: tuple[float, ...] | None = None
 
     @property
+    def label(self) -> int:
+        """The predicted class index of a one-head classifier."""
+        return int(next(iter(self.decisions.values())))
+
+    @property
     def class_name(self) -> str:
-        return self.class_names[self.label]
+        """The predicted class name of a one-head classifier (or level, for an ordinal head)."""
+        task = next(iter(self.tasks.values()))
+        return task.names[self.label]
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        return next(iter(self.tasks.values())).names
 
 
-def expand_inputs(inputs: Sequence[str | os.PathLike]) -> list[Path]:
-    """Scans named by ``inputs``: NIfTI files, DICOM series folders, multi-frame DICOM files, or
-    folders holding several scans."""
-    scans: list[Path] = []
+def expand_inputs(inputs: Sequence[str | os.PathLike]) -> tuple[list[Path], list[str]]:
+    """The scans ``inputs`` name, and their ids.
+
+    A NIfTI or multi-frame DICOM file is one scan, with its name as id; a folder is searched for
+    scans (:func:`~slicevid.data.find_scans`), each with its path relative to that folder as id;
+    a folder of plain DICOM files is one series, named after the folder.
+
+    Raises:
+        DataError: a missing input, an unreadable kind of file, no scan at all, or two scans with one id.
+    """
+    scans, ids, seen = [], [], {}
     for item in map(Path, inputs):
-        if not item.exists():
-            raise DataError(f"{item}: file not found")
+        check_scan_path(item)
         if item.is_dir():
-            # NIfTI files or sub-folders inside: a folder of scans; only plain files: one DICOM series
-            scans += list_scans(item) or [item]
+            found = find_scans(item)
+            names = [scan_id(s, item) if s != item else item.resolve().name for s in found]
         elif is_nifti(item) or is_dicom_file(item):
-            scans.append(item)
+            found, names = [item], [scan_id(item.name)]
         else:
-            raise DataError(f"{item}: expected a .nii/.nii.gz file, a DICOM file or a DICOM series folder")
+            raise DataError(f"{item}: expected a .nii/.nii.gz file, a DICOM file or a folder of scans")
+        for scan, name in zip(found, names, strict=True):
+            if name in seen:
+                raise DataError(
+                    f"two scans have the id {name!r}: {seen[name]} and {scan}; give them distinct names "
+                    "(or one folder, whose relative paths tell them apart)"
+                )
+            seen[name] = scan
+            scans.append(scan)
+            ids.append(name)
     if not scans:
         raise DataError(f"No scans found in {', '.join(map(str, inputs))}")
-    return scans
+    return scans, ids
 
 
 def resolve_preprocessing(
-    model: SliceSequenceClassifier,
+    model: nn.Module,
     depth: int | None = None,
     size: int | None = None,
     rotate90: bool | None = None,
@@ -80,13 +140,16 @@ def resolve_preprocessing(
     For a checkpoint without saved preprocessing they set it (paper defaults otherwise).
 
     Raises:
-        ValueError: a given value contradicts the checkpoint (the message says what the model expects).
+        CheckpointError: the model was trained on video clips, not scans.
+        ConfigError: a given value contradicts the checkpoint (the message says what the model expects).
     """
-    saved = model.config.preprocessing
+    config = model_description(model)
+    check_trained_on_scans(config)
+    saved = config.preprocessing if config is not None else None
     if saved is None:
         warnings.warn(
-            "The checkpoint does not record its preprocessing (written by slicevid 0.1): using "
-            "--depth/--size/--rotate90 or the paper's 70 x 224 x 224; make sure they match training",
+            "The model does not record its preprocessing (a plain module, or written by slicevid 0.1): "
+            "using --depth/--size/--rotate90 or the paper's 70 x 224 x 224; make sure they match training",
             stacklevel=2,
         )
         default = CTPreprocessing()
@@ -112,9 +175,87 @@ def resolve_preprocessing(
     return replace(saved, nan_policy=nan_policy) if nan_policy else saved
 
 
+def model_description(model: nn.Module) -> ModelConfig | None:
+    """A model's :class:`ModelConfig`, if it carries one."""
+    config = getattr(model, "config", None)
+    return config if isinstance(config, ModelConfig) else None
+
+
+def check_trained_on_scans(config: ModelConfig | None) -> None:
+    """Refuse a model that was trained on video clips (its classes are actions, its inputs frames)."""
+    data = config.training_data if config is not None else None
+    if data is not None and data.kind == "video":
+        raise CheckpointError(
+            f"this model was trained on video clips ({', '.join(config.class_names[:4])} ...), not on scans; "
+            "fine-tune it on scans first (slicevid finetune --pretrained ...)"
+        )
+
+
+def check_tta(tta: Sequence[str], tasks: dict[str, Task]) -> tuple[str, ...]:
+    """The test-time augmentations, checked against what each task allows.
+
+    Raises:
+        ConfigError: an unknown augmentation, or ``"flip"`` for a task whose labels name a side
+            without declaring which labels swap.
+    """
+    tta = tuple(check_choice("tta", t, TTA_CHOICES) for t in tta)
+    if "flip" in tta:
+        for name, task in tasks.items():
+            sided = [n for n in task.names if _SIDES.search(n)]
+            paired = {n for pair in getattr(task, "flip_pairs", ()) for n in pair}
+            if set(sided) - paired:
+                raise ConfigError(
+                    "tta",
+                    f"'flip' would swap left and right, but task {name!r} has sided labels "
+                    f"{sorted(set(sided) - paired)} without declared pairs (Multilabel(flip_pairs=[(left, right)]))",
+                )
+    return tta
+
+
+def _flipped_back(task: Task, probabilities: torch.Tensor) -> torch.Tensor:
+    """Probabilities of a flipped scan, in the unflipped scan's label order."""
+    return probabilities[:, task.flip_permutation()] if isinstance(task, Multilabel) else probabilities
+
+
 @torch.no_grad()
+def predict_batch(
+    model: nn.Module,
+    volumes: torch.Tensor,
+    lengths: torch.Tensor | None,
+    tasks: dict[str, Task],
+    tta: Sequence[str] = (),
+) -> dict[str, torch.Tensor]:
+    """Per task, the probabilities of a batch, averaged over the test-time augmentations (and the original)."""
+    network = ModelOutputs(model)
+    views = [("", volumes)]
+    if "flip" in tta:
+        views.append(("flip", volumes.flip(-1)))
+    if "reverse" in tta:
+        views.append(("reverse", _reverse_slices(volumes, lengths)))
+    totals: dict[str, torch.Tensor] = {}
+    for kind, view in views:
+        outputs = network(view, lengths)
+        for name, task in tasks.items():
+            probabilities = task.activate(outputs[name]).float()
+            if kind == "flip":
+                probabilities = _flipped_back(task, probabilities)
+            totals[name] = totals.get(name, 0) + probabilities
+    return {name: total / len(views) for name, total in totals.items()}
+
+
+def _reverse_slices(volumes: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
+    """Each volume's real slices in reverse order (padding stays at the end)."""
+    if lengths is None:
+        return volumes.flip(2)
+    depth = volumes.shape[2]
+    index = torch.arange(depth, device=volumes.device)[None, :]
+    reversed_index = torch.where(index < lengths[:, None], lengths[:, None] - 1 - index, index)
+    gather = reversed_index[:, None, :, None, None].expand(-1, volumes.shape[1], -1, *volumes.shape[3:])
+    return volumes.gather(2, gather)
+
+
 def predict_scans(
-    checkpoint: str | os.PathLike | SliceSequenceClassifier,
+    checkpoint: str | os.PathLike | nn.Module,
     inputs: Sequence[str | os.PathLike],
     *,
     preprocessing: CTPreprocessing | None = None,
@@ -122,73 +263,178 @@ def predict_scans(
     device: str = "auto",
     nan_policy: str | None = None,
     explain_dir: str | os.PathLike | None = None,
+    batch_size: int = 1,
+    num_workers: int = 0,
+    tta: Sequence[str] = (),
+    class_names: Sequence[str] | None = None,
 ) -> list[Prediction]:
-    """Classify every scan in ``inputs`` with a saved model (or a model instance).
+    """Predict every scan in ``inputs`` with a saved model (or a model instance).
 
     Args:
-        checkpoint: a folder written by ``save_pretrained`` (``run/best``) or a model.
-        inputs: NIfTI files, DICOM series folders, or folders of scans.
+        checkpoint: a folder written by ``save_pretrained`` (``run/best``), a slicevid model, or
+            any ``nn.Module`` mapping ``(B, C, D, H, W)`` volumes to logits (give ``preprocessing``).
+        inputs: NIfTI files, DICOM series folders, or folders of scans (searched at any depth).
         preprocessing: how to preprocess; by default the model's own (it must match it).
         cache_dir: cache preprocessed volumes here.
         device: ``"auto"``, ``"cpu"``, ``"cuda"`` ...
         nan_policy: ``"replace"`` predicts scans holding NaN (with a warning each) instead of failing.
         explain_dir: also compute each scan's slice importance (``Prediction.importance``) and
-            write ``<file id>.png`` here: the slice montage beside the importance curve.
-    """
-    from .plots import plot_slice_importance
+            write ``<file id>.png`` into this folder: the slices beside the importance curve.
+        batch_size: scans per forward pass (scans of different depths are batched by depth, padded).
+        num_workers: DataLoader worker processes that read and preprocess scans.
+        tta: test-time augmentations to average over: ``"flip"``, ``"reverse"`` (see the module docs).
+        class_names: names of a plain module's classes (a slicevid model knows its own).
 
-    model = (
-        checkpoint
-        if isinstance(checkpoint, SliceSequenceClassifier)
-        else SliceSequenceClassifier.from_pretrained(checkpoint)
-    )
+    Returns:
+        One :class:`Prediction` per scan, in the order the scans were found.
+
+    Raises:
+        DataError: an input is missing or unreadable, or two scans share an id.
+        CheckpointError: the checkpoint is unreadable, or its model was trained on video clips.
+        ConfigError: settings that contradict the model, or a test-time augmentation its tasks forbid.
+        OutputError: ``explain_dir`` is an existing file.
+    """
+    model = checkpoint if isinstance(checkpoint, nn.Module) else SliceSequenceClassifier.from_pretrained(checkpoint)
+    config = model_description(model)
+    tasks = dict(config.tasks) if config is not None else {"target": _plain_task(class_names)}
+    tta = check_tta(tta, tasks)
+    if explain_dir is not None and Path(explain_dir).exists() and not Path(explain_dir).is_dir():
+        raise OutputError(f"--explain {explain_dir} is an existing file; expected a folder for the pictures")
+    if explain_dir is not None and not isinstance(model, SliceSequenceClassifier):
+        raise ConfigError(
+            "explain_dir", f"needs a slicevid model; {type(model).__name__} cannot say which slices mattered"
+        )
     target = resolve_device(device)
     model.to(target).eval()
     if preprocessing is None:
         preprocessing = resolve_preprocessing(model, nan_policy=nan_policy)
-    elif model.config.preprocessing is not None and preprocessing.size != model.config.preprocessing.size:
-        raise ConfigError(
-            "preprocessing.size", f"{preprocessing.size} does not match the model's {model.config.preprocessing.size}"
-        )
-    dataset = CTVolumeDataset(expand_inputs(inputs), preprocessing=preprocessing, cache_dir=cache_dir)
-    predictions = []
-    loader = DataLoader(dataset, batch_size=1, collate_fn=pad_collate)
-    for (volumes, _, lengths), source in zip(loader, dataset.sources, strict=True):
-        volumes = volumes.to(target)
-        probabilities = model.predict_proba(volumes, lengths)[0].cpu()
-        prediction = Prediction(
-            dataset.file_ids[len(predictions)],
-            source.name,
-            int(probabilities.argmax()),
-            tuple(float(v) for v in probabilities),
-            model.config.class_names,
-        )
-        if explain_dir is not None:
-            importance = model.explain(volumes, lengths)[0].cpu()
-            prediction = replace(prediction, importance=tuple(importance.tolist()))
-            plot_slice_importance(
-                volumes[0, 0].float().cpu().numpy(),
-                importance.numpy(),
-                Path(explain_dir) / f"{prediction.file_id}.png",
-                title=f"{prediction.file_id}: {prediction.class_name} ({max(prediction.probabilities):.0%})",
+    else:
+        check_trained_on_scans(config)
+        if config is not None and config.preprocessing is not None and preprocessing.size != config.preprocessing.size:
+            raise ConfigError(
+                "preprocessing.size", f"{preprocessing.size} does not match the model's {config.preprocessing.size}"
             )
-        predictions.append(prediction)
-    return predictions
+    sources, ids = expand_inputs(inputs)
+    dataset = CTVolumeDataset(sources, ids=ids, preprocessing=preprocessing, cache_dir=cache_dir)
+    order = _batches(dataset, batch_size)
+    loader = DataLoader(dataset, batch_sampler=order, num_workers=num_workers, collate_fn=pad_collate)
+    predictions: dict[int, Prediction] = {}
+    for indices, (volumes, _, lengths) in zip(order, loader, strict=True):
+        volumes = volumes.to(target)
+        lengths = lengths.to(target) if lengths is not None else None
+        batch = predict_batch(model, volumes, lengths, tasks, tta)
+        importance = model.explain(volumes, lengths).cpu() if explain_dir is not None else None
+        for row, index in enumerate(indices):
+            prediction = _prediction(ids[index], sources[index].name, {n: p[row] for n, p in batch.items()}, tasks)
+            if importance is not None:
+                depth = int(lengths[row]) if lengths is not None else volumes.shape[2]
+                prediction = replace(prediction, importance=tuple(importance[row, :depth].tolist()))
+                _plot_importance(volumes[row, 0, :depth], prediction, Path(explain_dir))
+            predictions[index] = prediction
+    return [predictions[i] for i in range(len(dataset))]
+
+
+def _plain_task(class_names: Sequence[str] | None) -> Task:
+    if class_names is None:
+        raise ConfigError("class_names", "are needed to name a plain module's outputs")
+    return Multiclass(tuple(class_names))
+
+
+def _batches(dataset: CTVolumeDataset, batch_size: int) -> list[list[int]]:
+    """Scan indices in batches: in order for one depth, grouped by depth when depths vary."""
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ConfigError("batch_size", f"must be a positive integer, got {batch_size!r}")
+    if dataset.preprocessing.variable_depth:
+        return list(LengthBucketSampler(dataset.depths(), batch_size, shuffle=False))
+    return [list(range(i, min(i + batch_size, len(dataset)))) for i in range(0, len(dataset), batch_size)]
+
+
+def _decision(task: Task, probabilities: torch.Tensor) -> int | float | tuple[int, ...]:
+    """A class or level index, the 0/1 labels, or the score."""
+    decided = task.decide(probabilities.numpy()[None])[0]
+    if task.kind == "multilabel":
+        return tuple(int(v) for v in decided)
+    return float(decided) if task.kind == "regression" else int(decided)
+
+
+def _prediction(file_id: str, file_name: str, probabilities: dict[str, torch.Tensor], tasks: dict[str, Task]):
+    return Prediction(
+        file_id,
+        file_name,
+        {name: tuple(float(v) for v in values) for name, values in probabilities.items()},
+        {name: _decision(task, probabilities[name]) for name, task in tasks.items()},
+        tasks,
+    )
+
+
+def _plot_importance(volume: torch.Tensor, prediction: Prediction, folder: Path) -> None:
+    task = next(iter(prediction.tasks.values()))
+    decided = prediction.decisions[next(iter(prediction.tasks))]
+    what = task.names[decided] if isinstance(decided, int) and task.kind != "regression" else str(decided)
+    plot_slice_importance(
+        volume.float().cpu().numpy(),
+        np.asarray(prediction.importance),
+        folder / f"{prediction.file_id.replace('/', '__')}.png",
+        title=f"{prediction.file_id}: {what}",
+    )
+
+
+def result_columns(tasks: dict[str, Task]) -> list[str]:
+    """The columns of a results CSV after ``file_id`` and ``file``, per task (prefixed with several)."""
+    columns = []
+    for name, task in tasks.items():
+        prefix = "" if len(tasks) == 1 else f"{name}."
+        if task.kind in ("multiclass", "ordinal"):
+            columns += [f"{prefix}predicted", *(f"{prefix}p_{n}" for n in task.names)]
+        elif task.kind == "multilabel":
+            columns += [*(f"{prefix}p_{n}" for n in task.names), *(f"{prefix}{n}" for n in task.names)]
+        else:
+            columns.append(f"{prefix}{task.names[0]}")
+    return columns
+
+
+def result_row(prediction: Prediction) -> list[str]:
+    """One prediction as the cells of :func:`result_columns`."""
+    cells = [prediction.file_id, prediction.file_name]
+    for name, task in prediction.tasks.items():
+        probabilities, decided = prediction.probabilities[name], prediction.decisions[name]
+        if task.kind in ("multiclass", "ordinal"):
+            cells += [task.names[decided], *(f"{p:.4f}" for p in probabilities)]
+        elif task.kind == "multilabel":
+            cells += [*(f"{p:.4f}" for p in probabilities), *(str(int(d)) for d in decided)]
+        else:
+            cells.append(f"{decided:.4f}")
+    return cells
+
+
+def write_results(predictions: Sequence[Prediction], path: str | os.PathLike) -> Path:
+    """Write a results CSV: a header, then per scan its id, file name, decisions and probabilities.
+
+    Columns: ``file_id``, ``file``, then per task: ``predicted`` and ``p_<class>`` (classes and
+    levels), ``p_<label>`` and ``<label>`` (0/1 decisions of multi-label heads), or the score;
+    with several tasks each column is prefixed ``<task>.``.
+    """
+    path = Path(path)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["file_id", "file", *result_columns(predictions[0].tasks)] if predictions else ["file_id"])
+    writer.writerows(result_row(p) for p in predictions)
+    atomic_write_text(path, buffer.getvalue())
+    return path
 
 
 def write_submission(predictions: Sequence[Prediction], path: str | os.PathLike, ids: str = "stem") -> Path:
     """Write the challenge's submission CSV: one ``<id>,<label 1..K>`` line per scan, no header.
 
     Args:
+        predictions: a one-head classifier's predictions.
+        path: the file to write.
         ids: ``"stem"`` (``TST_0001``) or ``"filename"`` (``TST_0001.nii.gz``, as the authors' lines).
     """
     ids = check_choice("ids", ids, SUBMISSION_IDS)
-    path = Path(path)
-    if path.is_dir():
-        raise OutputError(f"--csv {path} is a folder; expected a file name for the submission")
     buffer = io.StringIO()
     csv.writer(buffer, lineterminator="\n").writerows(
         (p.file_id if ids == "stem" else p.file_name, p.label + 1) for p in predictions
     )
     atomic_write_text(path, buffer.getvalue())
-    return path
+    return Path(path)

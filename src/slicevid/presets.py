@@ -13,16 +13,17 @@ import os
 from typing import Any
 
 from ._registry import check_choice
+from .data.preprocess import CTPreprocessing
 from .initializers import keras_init_
 from .model import SliceSequenceClassifier, create_model
 
-VIPTT_INPUT_SIZE = (70, 224, 224)
+VIPTT_INPUT_SIZE = CTPreprocessing().size
 """(depth, height, width) the paper resamples every scan and clip to."""
 INITS = ("pytorch", "keras")
 
 
 def viptt_net(
-    num_classes: int = 5,
+    num_classes: int | None = None,
     *,
     encoder_weights: str | os.PathLike | None = None,
     init: str = "pytorch",
@@ -33,27 +34,29 @@ def viptt_net(
     It has 15,771,467 parameters with 5 classes and 15,776,592 with 10: the Keras model's
     count plus the second LSTM bias vector that PyTorch keeps (1,024).
 
+    Its layers are :class:`~slicevid.ModelConfig`'s defaults, the one place they are stated.
+
     Args:
-        num_classes: 5 for TB types, 10 for the UCF50 pretraining subset.
+        num_classes: 5 for TB types (the default), 10 for the UCF50 pretraining subset.
         encoder_weights: ``None`` (random), ``"imagenet"`` (torchvision's VGG-16),
             ``"keras-imagenet"`` (Keras's VGG-16, the authors' start) or a path (``.h5`` too).
         init: ``"pytorch"`` (PyTorch's default initialisation) or ``"keras"`` (Glorot-uniform
             kernels, orthogonal recurrent kernels, zero biases, LSTM forget-gate bias 1: what
             the authors' Keras model started from). Pretrained encoder weights are kept either way.
-        **overrides: any :class:`SliceSequenceClassifier` argument, e.g. ``aggregator="gru"``
+        **overrides: any :func:`~slicevid.create_model` argument, e.g. ``aggregator="gru"``
             or ``checkpoint_slices=True``.
+
+    Returns:
+        The model.
     """
-    init = check_choice("init", init, INITS)
-    settings: dict[str, Any] = {
-        "encoder": "vgg16",
-        "aggregator": "lstm",
-        "adapter": "conv",
-        "head_hidden": 1024,
-        "aggregator_kwargs": {"hidden_size": 256, "readout": "last"},
-    }
-    settings.update(overrides)
-    model = create_model(num_classes=num_classes, encoder_weights=encoder_weights, **settings)
-    if init == "keras":
-        for part in (model.adapter, model.aggregator, model.head, *(() if encoder_weights else (model.encoder,))):
+    model = create_model(num_classes=num_classes, encoder_weights=encoder_weights, **overrides)
+    return apply_init(model, init, pretrained_encoder=encoder_weights is not None)
+
+
+def apply_init(model: SliceSequenceClassifier, init: str, *, pretrained_encoder: bool) -> SliceSequenceClassifier:
+    """Re-initialise ``model`` as ``init`` says (``"pytorch"`` leaves it); pretrained encoder weights are kept."""
+    if check_choice("init", init, INITS) == "keras":
+        heads = [module for module in (model.head, model.slice_head) if module is not None]
+        for part in (model.adapter, model.aggregator, *heads, *(() if pretrained_encoder else (model.encoder,))):
             keras_init_(part)
     return model

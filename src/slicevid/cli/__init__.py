@@ -22,15 +22,17 @@ __all__ = ["build_parser", "main", "parse_args"]
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Parse ``argv``, applying a ``--config`` file as defaults of the chosen subcommand."""
     from ..train.config import read_config_file
-    from .options import config_tokens
+    from .options import config_tokens, explicit_settings
 
     argv = list(sys.argv[1:] if argv is None else argv)
     parser, subparsers = build_parser()
     args = parser.parse_args(argv)
     sub = subparsers[args.command]
+    settings: dict = {}
     if getattr(args, "config", None):
         try:
-            tokens = config_tokens(sub, read_config_file(args.config), args.config)
+            settings = read_config_file(args.config)
+            tokens = config_tokens(sub, settings, args.config)
         except SlicevidError as err:
             sub.error(str(err))
         at = argv.index(args.command) + 1
@@ -39,6 +41,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if missing:
         sub.error(f"the following arguments are required: {', '.join(flag_of(sub, m) for m in missing)}")
     args.parser = sub
+    args.explicit = explicit_settings(sub, argv, settings)
     return args
 
 

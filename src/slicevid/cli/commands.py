@@ -1,9 +1,33 @@
-"""What each ``slicevid`` subcommand does, given its parsed arguments."""
+"""What each ``slicevid`` subcommand does, given its parsed arguments.
+
+Every training command checks what it can before reading any data (the device, the run
+folder, options that cannot apply), and passes its every option to the run folder's
+``config.yaml``, so ``--config run/config.yaml`` reruns the run. Only the main process prints
+under torchrun.
+"""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
+
+from ..train.distributed import is_main_process
+from . import inputs
+
+INTERNAL = ("handler", "config", "debug", "parser", "explicit", "_required", "command")
+
+
+def say(*lines: str) -> None:
+    """Print on the main process only (rank 0 under torchrun)."""
+    if is_main_process():
+        print(*lines, sep="\n")
+
+
+def record_of(args: argparse.Namespace) -> dict[str, Any]:
+    """The options of this command as a ``--config`` file maps them (what ``config.yaml`` saves)."""
+    values = {k: v for k, v in vars(args).items() if k not in INTERNAL}
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in values.items()}
 
 
 def _train_config(args: argparse.Namespace):
@@ -19,62 +43,35 @@ def _train_config(args: argparse.Namespace):
     return config
 
 
-def _model(args: argparse.Namespace, num_classes: int):
+def _new_model(args: argparse.Namespace, **heads: Any):
     """The model the architecture options describe, initialised after seeding (same seed, same weights)."""
     import torch
 
-    from ..model_config import ModelConfig
     from ..presets import viptt_net
-    from .options import dataclass_from_args
 
     torch.manual_seed(args.seed)
-    architecture = dataclass_from_args(ModelConfig, args, num_classes=num_classes).architecture()
-    if args.hidden_size is not None:
-        architecture["aggregator_kwargs"] = {**architecture["aggregator_kwargs"], "hidden_size": args.hidden_size}
-    num_classes = architecture.pop("num_classes")
-    model = viptt_net(num_classes, encoder_weights=args.encoder_weights, init=args.init, **architecture)
-    return model.set_slice_execution(chunk=args.slice_chunk, checkpoint=args.checkpoint_slices)
-
-
-def _preprocessing(args: argparse.Namespace):
-    from ..data import CTPreprocessing
-    from ..data.preprocess import VARIABLE_DEPTH
-    from .options import dataclass_from_args
-
-    depth = args.depth if args.depth is not None or args.resample in VARIABLE_DEPTH else CTPreprocessing().size[0]
-    return dataclass_from_args(CTPreprocessing, args, size=(depth, args.size, args.size))
-
-
-def _ct_dataset(args: argparse.Namespace, split: str, preprocessing, **kwargs):
-    from ..data import ImageCLEFTBT
-
-    return ImageCLEFTBT(
-        args.scans,
-        args.labels_csv,
-        split,
-        val_fraction=args.val_fraction,
-        seed=getattr(args, "seed", 0),
-        file_column=args.file_column,
-        label_column=args.label_column,
-        exclude=args.exclude,
-        on_error=args.on_error,
-        preprocessing=preprocessing,
-        cache_dir=args.cache_dir,
-        **kwargs,
+    execution = inputs.execution(args)
+    return viptt_net(
+        encoder_weights=args.encoder_weights,
+        init=args.init,
+        slice_chunk=execution.slice_chunk,
+        checkpoint_slices=execution.checkpoint_slices,
+        channels_last=execution.channels_last,
+        **inputs.architecture(args),
+        **heads,
     )
 
 
 def _print_result(result, out_dir: str, name: str) -> None:
-    if result.evaluation is not None:
-        print(result.evaluation.report.to_markdown(name))
-    print(f"best weights: {Path(out_dir) / 'best'} (epoch {result.best_epoch})")
+    if result.evaluation is not None and result.evaluation.report is not None:
+        say(result.evaluation.report.to_markdown(name))
+    say(f"best weights: {Path(out_dir) / 'best'} (epoch {result.best_epoch})")
 
 
 def cmd_demo(args: argparse.Namespace) -> None:
-    from ..demo import DemoSettings, run_demo
+    from ..demo import run_demo
 
-    settings = DemoSettings.quick() if args.quick else DemoSettings()
-    run_demo(args.out, settings.replace(seed=args.seed))
+    run_demo(args.out, seed=args.seed, quick=args.quick)
 
 
 def cmd_synth(args: argparse.Namespace) -> None:
@@ -89,8 +86,22 @@ def cmd_synth(args: argparse.Namespace) -> None:
 
 
 def cmd_preprocess(args: argparse.Namespace) -> None:
-    split = "all" if args.labels_csv else "test"
-    dataset = _ct_dataset(args, split, _preprocessing(args), cache_dtype=args.dtype)
+    from ..data import HeadColumns, LabelledScans
+    from ..data.labels import TARGET
+
+    heads = {TARGET: HeadColumns("class", (args.label_column,))}
+    dataset = LabelledScans(
+        args.scans,
+        args.labels_csv,
+        "all" if args.labels_csv else "test",
+        file_column=args.file_column,
+        heads=heads if args.labels_csv else None,
+        exclude=args.exclude,
+        on_error=args.on_error,
+        preprocessing=inputs.preprocessing(args),
+        cache_dir=args.cache_dir,
+        cache_dtype=args.dtype,
+    )
     skipped = dataset.fill_cache(workers=args.workers)
     print(
         f"{len(dataset)} scans cached in {args.cache_dir} ({dataset.cache.misses} new, "
@@ -104,57 +115,95 @@ def cmd_pretrain(args: argparse.Namespace) -> None:
     from ..data import UCF50_PAPER_CLASSES, ucf50
     from ..train import pretrain
 
+    inputs.import_plugins(args.imports)
     config = _train_config(args)
     classes = {"paper": UCF50_PAPER_CLASSES, "all": None}.get(args.classes)
     if args.classes not in ("paper", "all"):
         classes = [c.strip() for c in args.classes.split(",") if c.strip()]
     common = {
         "classes": classes,
-        "num_frames": args.depth,
-        "size": args.size,
-        "frames": args.frames,
+        "clip": inputs.clip_settings(args),
         "val_fraction": args.val_fraction,
         "seed": args.seed,
         "split_by": args.split_by,
         "on_error": args.on_error,
-        "value_range": (0.0, args.video_range),
         "cache_dir": args.cache_dir,
     }
     train, val = ucf50(args.videos, split="train", **common), ucf50(args.videos, split="val", **common)
-    result = pretrain(_model(args, len(train.classes)), train, val, config, freeze_encoder=not args.train_encoder)
+    model = _new_model(args, num_classes=len(train.classes))
+    result = pretrain(model, train, val, config, freeze_encoder=not args.train_encoder, record=record_of(args))
     _print_result(result, args.out_dir, "pretrained")
 
 
 def cmd_finetune(args: argparse.Namespace) -> None:
-    from ..data import TB_CLASSES
+    from ..errors import ConfigError
+    from ..model import SliceSequenceClassifier
     from ..train import finetune
 
+    inputs.import_plugins(args.imports)
+    inputs.refuse_model_flags(args, args.explicit)
+    if args.feature_cache:
+        raise ConfigError(
+            "feature_cache", "applies to pretraining only (the encoder is frozen there); fine-tuning trains it"
+        )
     config = _train_config(args)
-    preprocessing = _preprocessing(args)
-    train, val = _ct_dataset(args, "train", preprocessing), _ct_dataset(args, "val", preprocessing)
-    start = args.pretrained if args.pretrained else _model(args, len(TB_CLASSES))
-    _, result = finetune(start, train, val, config, num_classes=len(TB_CLASSES), freeze_encoder=args.freeze_encoder)
+    heads, targets = inputs.head_columns(args), inputs.slice_targets(args)
+    preprocessing = inputs.preprocessing(args)
+    train, val = (
+        inputs.labelled_scans(args, split, heads, preprocessing=preprocessing, slice_targets=targets)
+        for split in ("train", "val")
+    )
+    tasks, supervision = inputs.tasks_for(train, heads, args), inputs.slice_supervision(args, targets)
+    if args.pretrained:
+        execution = inputs.execution(args)
+        start = SliceSequenceClassifier.from_pretrained(args.pretrained).set_slice_execution(
+            chunk=execution.slice_chunk, checkpoint=execution.checkpoint_slices, channels_last=execution.channels_last
+        )
+    else:
+        start = _new_model(args, tasks=tasks, slice_supervision=supervision)
+    _, result = finetune(
+        start,
+        train,
+        val,
+        config,
+        tasks=tasks,
+        slice_supervision=supervision,
+        freeze_encoder=args.freeze_encoder,
+        record=record_of(args),
+    )
     _print_result(result, args.out_dir, "fine-tuned")
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
     from ..model import SliceSequenceClassifier
-    from ..predict import resolve_preprocessing
+    from ..predict import check_trained_on_scans, resolve_preprocessing
     from ..train import evaluate
+    from .evaluation_data import evaluation_data
 
+    inputs.import_plugins(args.imports)
     model = SliceSequenceClassifier.from_pretrained(args.checkpoint).eval()
+    check_trained_on_scans(model.config)
     preprocessing = resolve_preprocessing(model, args.depth, args.size, args.rotate90, args.nan_policy)
-    evaluation = evaluate(model, _ct_dataset(args, args.split, preprocessing), device=args.device)
-    print(f"{evaluation.report.num_samples} scans, loss {evaluation.loss:.4f}")
-    print(evaluation.report.to_markdown(Path(args.checkpoint).name))
+    data, description = evaluation_data(args, model.config, preprocessing)
+    evaluation = evaluate(model, data, device=args.device)
+    say(f"{description}: {len(data)} scans, loss {evaluation.loss:.4f}")
+    say(evaluation.report.to_markdown(Path(args.checkpoint).name))
     if args.report:
-        evaluation.report.save_json(args.report)
+        evaluation.report.save_json(args.report, split=args.split, samples=len(data), checkpoint=str(args.checkpoint))
 
 
 def cmd_predict(args: argparse.Namespace) -> None:
     from ..model import SliceSequenceClassifier
-    from ..predict import predict_scans, resolve_preprocessing, write_submission
+    from ..predict import (
+        predict_scans,
+        resolve_preprocessing,
+        result_columns,
+        result_row,
+        write_results,
+        write_submission,
+    )
 
+    inputs.import_plugins(args.imports)
     model = SliceSequenceClassifier.from_pretrained(args.checkpoint)
     preprocessing = resolve_preprocessing(model, args.depth, args.size, args.rotate90, args.nan_policy)
     rows = predict_scans(
@@ -164,14 +213,48 @@ def cmd_predict(args: argparse.Namespace) -> None:
         cache_dir=args.cache_dir,
         device=args.device,
         explain_dir=args.explain,
+        batch_size=args.batch_size,
+        num_workers=args.num_workers,
+        tta=[t.strip() for t in (args.tta or "").split(",") if t.strip()],
     )
-    print("file_id,predicted," + ",".join(f"p_{n}" for n in model.config.class_names))
-    for row in rows:
-        print(f"{row.file_id},{row.class_name}," + ",".join(f"{p:.4f}" for p in row.probabilities))
-    if args.csv:
-        print(f"submission: {write_submission(rows, args.csv, ids=args.ids)}")
+    say(",".join(["file_id", "file", *result_columns(model.tasks)]), *(",".join(result_row(row)) for row in rows))
+    if args.out:
+        say(f"results: {write_results(rows, args.out)}")
+    if args.submission:
+        say(f"submission: {write_submission(rows, args.submission, ids=args.ids)}")
     if args.explain:
-        print(f"slice importance pictures: {args.explain}/")
+        say(f"slice importance pictures: {Path(args.explain)}")
+
+
+def cmd_run(args: argparse.Namespace) -> None:
+    from ..recipes import Recipe, run_recipe
+
+    inputs.import_plugins(args.imports)
+    result = run_recipe(
+        Recipe.load(args.recipe),
+        videos=args.videos,
+        scans=args.scans,
+        labels_csv=args.labels_csv,
+        out=args.out_dir,
+        test_scans=args.test_scans,
+        test_labels_csv=args.test_labels_csv,
+        exclude=args.exclude,
+        cache_dir=args.cache_dir,
+    )
+    say(f"scored on the {result.scored_on} scans", result.table, f"table: {Path(args.out_dir) / 'table.md'}")
+
+
+def cmd_recipe(args: argparse.Namespace) -> None:
+    from ..errors import ConfigError
+    from ..recipes import RECIPES, named_recipe
+
+    if args.action == "list":
+        for name, build in RECIPES.items():
+            print(f"{name}: {(build.__doc__ or '').strip().splitlines()[0]}")
+        return
+    if args.name is None:
+        raise ConfigError("recipe show", f"needs a recipe name: one of {', '.join(RECIPES)}")
+    print(named_recipe(args.name).to_yaml(), end="")
 
 
 def cmd_convert_keras(args: argparse.Namespace) -> None:

@@ -57,6 +57,7 @@ def field_docs(cls: type) -> dict[str, str]:
 def _plain(text: str) -> str:
     """Docstring markup as plain help text (``code`` and :func:`name` lose their marks; % escaped)."""
     text = re.sub(r":\w+:`~?([^`]+)`", r"\1", text).replace("``", "")
+    text = re.sub(r"\[([^\]]+)\]\[[^\]]+\]", r"\1", text)  # mkdocstrings cross-references
     return text.replace("%", "%%")
 
 
@@ -131,13 +132,20 @@ def config_tokens(parser: argparse.ArgumentParser, values: dict[str, Any], sourc
     if unknown:
         positional = [a.dest for a in parser._actions if not a.option_strings]
         extra = f"; give {positional} on the command line" if set(unknown) & set(positional) else ""
-        raise ConfigError(f"{source}:", f"unknown setting(s) {unknown}{extra}; valid: {sorted(set(actions) - {'help'})}")
+        valid = sorted(set(actions) - {"help"})
+        raise ConfigError(f"{source}:", f"unknown setting(s) {unknown}{extra}; valid: {valid}")
     tokens: list[str] = []
     for name, value in values.items():
         action = actions[name]
         flag = action.option_strings[0]
         if value is None:
             continue
+        if (
+            isinstance(action.nargs, int)
+            and action.nargs > 0
+            and not (isinstance(value, list) and len(value) == action.nargs)
+        ):
+            raise ConfigError(f"{source}:", f"setting {name!r} ({flag}) takes {action.nargs} values, got {value!r}")
         if isinstance(action, argparse.BooleanOptionalAction) or action.nargs == 0:
             if not isinstance(value, bool):
                 raise ConfigError(f"{source}:", f"setting {name!r} takes true or false, got {value!r}")
@@ -154,3 +162,10 @@ def config_tokens(parser: argparse.ArgumentParser, values: dict[str, Any], sourc
         else:
             tokens += [flag, str(value)]
     return tokens
+
+
+def explicit_settings(parser: argparse.ArgumentParser, argv: list[str], config: dict[str, Any]) -> set[str]:
+    """The destinations of the options given on the command line (``--flag``, ``--flag=x``) or in a config file."""
+    by_flag = {flag: action.dest for action in parser._actions for flag in action.option_strings}
+    given = {by_flag[token.split("=", 1)[0]] for token in argv if token.split("=", 1)[0] in by_flag}
+    return given | set(config)

@@ -2,9 +2,13 @@
 
 from .batching import LengthBucketSampler, pad_collate
 from .cache import VolumeCache
+from .clips import ClipSettings
 from .ct import hu_window, load_ct
 from .imageclef import TB_CLASSES, ImageCLEFTBT, read_label_csv
+from .labelled import LabelledScans, find_scans
+from .labels import HeadColumns, read_label_table, scan_id
 from .preprocess import CTPreprocessing
+from .slices import SliceTargets, read_slice_indices
 from .ucf import UCF50_PAPER_CLASSES, ucf50, ucf101
 from .video import VideoClipDataset
 from .volumes import CTVolumeDataset
@@ -14,14 +18,22 @@ __all__ = [
     "UCF50_PAPER_CLASSES",
     "CTPreprocessing",
     "CTVolumeDataset",
+    "ClipSettings",
+    "HeadColumns",
     "ImageCLEFTBT",
+    "LabelledScans",
     "LengthBucketSampler",
+    "SliceTargets",
     "VideoClipDataset",
     "VolumeCache",
+    "find_scans",
     "hu_window",
     "load_ct",
     "pad_collate",
     "read_label_csv",
+    "read_label_table",
+    "read_slice_indices",
+    "scan_id",
     "ucf50",
     "ucf101",
 ]

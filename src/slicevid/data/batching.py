@@ -16,26 +16,42 @@ import numpy as np
 import torch
 from torch.utils.data import Sampler, default_collate
 
+SLICES = "slices"
+"""Key of the per-slice targets ``(D, labels)`` in a sample's target dict (and of the slice logits)."""
+
+
+def pad_to(tensors: Sequence[torch.Tensor], dim: int, value: float = 0.0) -> torch.Tensor:
+    """Stack tensors that differ only along ``dim``, padding each to the longest with ``value``."""
+    longest = max(t.shape[dim] for t in tensors)
+    shape = (len(tensors), *tensors[0].shape[:dim], longest, *tensors[0].shape[dim + 1 :])
+    padded = tensors[0].new_full(shape, value)
+    for index, tensor in enumerate(tensors):
+        padded[index].narrow(dim, 0, tensor.shape[dim]).copy_(tensor)
+    return padded
+
+
+def collate_targets(targets: Sequence[Any]) -> Any:
+    """Targets of a batch: class indices and values stacked; per-slice targets padded with NaN (missing)."""
+    if isinstance(targets[0], dict) and SLICES in targets[0]:
+        slices = pad_to([torch.as_tensor(t[SLICES], dtype=torch.float32) for t in targets], dim=0, value=float("nan"))
+        return {**default_collate([{k: v for k, v in t.items() if k != SLICES} for t in targets]), SLICES: slices}
+    return default_collate(list(targets))
+
 
 def pad_collate(samples: Sequence[tuple], depth_dim: int = 1) -> tuple:
-    """``[(volume, label, *extra), ...]`` -> ``(volumes, labels, lengths, *extra)``.
+    """``[(volume, target, *extra), ...]`` -> ``(volumes, targets, lengths, *extra)``.
 
     Volumes are padded with zeros along ``depth_dim`` (1 for ``(C, D, H, W)``, 0 for slice
     features ``(D, F)``). ``lengths`` is ``None`` when every sample has the same depth, so
     fixed-depth batches take the plain path.
     """
     volumes = [sample[0] for sample in samples]
-    rest = [default_collate([sample[i] for sample in samples]) for i in range(1, len(samples[0]))]
+    targets = collate_targets([sample[1] for sample in samples])
+    rest = [default_collate([sample[i] for sample in samples]) for i in range(2, len(samples[0]))]
     depths = [v.shape[depth_dim] for v in volumes]
     if len(set(depths)) == 1:
-        return (torch.stack(volumes), rest[0], None, *rest[1:])
-    deepest = max(depths)
-    padded = volumes[0].new_zeros(
-        (len(volumes), *volumes[0].shape[:depth_dim], deepest, *volumes[0].shape[depth_dim + 1 :])
-    )
-    for index, volume in enumerate(volumes):
-        padded[index].narrow(depth_dim, 0, volume.shape[depth_dim]).copy_(volume)
-    return (padded, rest[0], torch.tensor(depths), *rest[1:])
+        return (torch.stack(volumes), targets, None, *rest)
+    return (pad_to(volumes, depth_dim), targets, torch.tensor(depths), *rest)
 
 
 def feature_collate(samples: Sequence[tuple]) -> tuple:

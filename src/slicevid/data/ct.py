@@ -65,9 +65,7 @@ def load_ct(
     """
     if nan_policy not in NAN_POLICIES:
         raise ConfigError("nan_policy", f"must be one of {NAN_POLICIES}, got {nan_policy!r}")
-    path = Path(path)
-    if not path.exists():
-        raise DataError(f"{path}: file not found")
+    path = check_scan_path(path)
     multiframe = _multiframe_file(path)
     if multiframe is not None:
         volume, spacing = _read_multiframe(multiframe)
@@ -85,6 +83,42 @@ def load_ct(
     if rotate90:  # np.rot90 of an (x, y) slice is (y, x) flipped vertically: rows still run along y.
         volume = np.rot90(volume.transpose(2, 1, 0), k=1, axes=(0, 1)).transpose(2, 0, 1)
     return np.ascontiguousarray(volume, dtype=np.float32), spacing
+
+
+def check_scan_path(path: str | os.PathLike) -> Path:
+    """``path`` as a ``Path`` if it is a regular file or a folder; else a one-line ``DataError``.
+
+    Anything else (a FIFO or device that would block a read, a broken link, a loop of links)
+    is refused before it is opened.
+    """
+    path = Path(path)
+    if path.is_symlink() and not path.exists():
+        raise DataError(f"{path}: a broken symbolic link (or a loop of links)")
+    if not path.exists():
+        raise DataError(f"{path}: file not found")
+    if not (path.is_file() or path.is_dir()):
+        raise DataError(f"{path}: not a regular file or folder (a pipe or a device?); expected a scan")
+    if path.is_file() and path.stat().st_size == 0:
+        raise DataError(f"{path}: empty file (0 bytes)")
+    return path
+
+
+def scan_depth_and_spacing(path: str | os.PathLike) -> tuple[int, tuple[float, float, float]]:
+    """A scan's slice count and spacing ``(d, h, w)`` in mm, from its header when the format allows."""
+    path = check_scan_path(path)
+    if is_nifti(path):
+        import nibabel as nib
+
+        try:
+            header = nib.load(str(path)).header
+        except Exception as err:  # nibabel raises many types for broken files
+            raise DataError(f"{path}: could not read the NIfTI header ({type(err).__name__}: {err})") from err
+        shape, zooms = header.get_data_shape(), header.get_zooms()
+        if len(shape) < 3:
+            raise DataError(f"{path}: expected a 3D volume, got an image of shape {shape}")
+        return int(shape[2]), (float(zooms[2]), float(zooms[1]), float(zooms[0]))
+    volume, spacing = load_ct(path)
+    return volume.shape[0], spacing
 
 
 def _check_finite(path: Path, volume: np.ndarray, nan_policy: str, nan_value: float) -> np.ndarray:

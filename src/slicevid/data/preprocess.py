@@ -8,7 +8,7 @@ saved with every model trained on CT, so prediction preprocesses exactly as trai
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Literal, get_args
 
 import numpy as np
@@ -100,12 +100,24 @@ class CTPreprocessing:
 
     def apply(self, volume_hu: np.ndarray, spacing: tuple[float, float, float] | None = None) -> np.ndarray:
         """Preprocess a volume already in memory (HU, ``(D, H, W)``, ``spacing`` in mm per axis)."""
-        volume = hu_window(volume_hu, *self.window)
+        volume = self.resample_volume(hu_window(volume_hu, *self.window), spacing)
+        return np.clip(volume, 0.0, 1.0, out=volume)
+
+    def resample_volume(
+        self, volume: np.ndarray, spacing: tuple[float, float, float] | None, size: tuple[int, int] | None = None
+    ) -> np.ndarray:
+        """The geometric step alone: select or zoom depth, zoom height and width (to ``size``, if given)."""
         depth = self._output_depth(volume.shape[0], spacing)
         if self.resample in SELECTIONS:
             volume = select_slices(volume, depth, how=self.resample)
-        volume = spline_interpolated_zoom(volume, (depth, *self.size[1:]), order=self.order, mode=self.zoom_mode)
-        return np.clip(volume, 0.0, 1.0, out=volume)
+        target = (depth, *(size or self.size[1:]))
+        return spline_interpolated_zoom(volume, target, order=self.order, mode=self.zoom_mode)
+
+    def resample_profile(self, profile: np.ndarray, spacing: tuple[float, float, float] | None) -> np.ndarray:
+        """A value per slice ``(D,)`` (a slice label, a lesion's share) mapped to the output slices, linearly."""
+        column = np.asarray(profile, dtype=np.float32)[:, None, None]
+        zoomed = replace(self, order=1, zoom_mode="nearest").resample_volume(column, spacing, size=(1, 1))
+        return np.clip(zoomed[:, 0, 0], 0.0, 1.0)
 
     def _output_depth(self, depth: int, spacing: tuple[float, float, float] | None) -> int:
         if self.resample == "native":

@@ -13,12 +13,14 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
 from .._registry import check_choice
 from ..errors import ConfigError, DataError
+from .clips import ClipSettings
 from .splits import holdout_split, keras_validation_split
 from .video import VIDEO_SUFFIXES, VideoClipDataset
 
@@ -65,17 +67,18 @@ def split_indices(dataset: VideoClipDataset, split: str, val_fraction: float, se
 def ucf50(
     root: str | os.PathLike,
     classes: Sequence[str] | None = None,
-    num_frames: int = 70,
-    size: int = 224,
-    frames: str = "first",
+    num_frames: int | None = None,
+    size: int | None = None,
+    frames: str | None = None,
     *,
+    clip: ClipSettings | None = None,
     split: str = "all",
     val_fraction: float = 0.2,
     seed: int = 0,
     split_by: str = "random",
-    short: str = "drop",
+    short: str | None = None,
     on_error: str = "raise",
-    value_range: tuple[float, float] = (0.0, 1.0),
+    value_range: tuple[float, float] | None = None,
     cache_dir: str | os.PathLike | None = None,
 ) -> VideoClipDataset:
     """UCF50 (folder per class) as a clip dataset.
@@ -84,19 +87,24 @@ def ucf50(
         root: folder holding one sub-folder per class.
         classes: class folders to use, in label order; ``None`` for every folder, sorted.
             The paper's subset is :data:`UCF50_PAPER_CLASSES`.
-        num_frames: frames per clip (70 in the paper).
-        size: output height and width (224 in the paper).
-        frames: ``"first"`` or ``"uniform"`` (see :class:`VideoClipDataset`).
+        num_frames: frames per clip (default: ``clip``'s, 70 as the paper).
+        size: output height and width (default: ``clip``'s, 224 as the paper).
+        frames: ``"first"`` or ``"uniform"`` (default: ``clip``'s, ``"first"``).
+        clip: every clip setting at once (:class:`~slicevid.data.ClipSettings`); the single
+            settings above override it.
         split: ``"all"``, ``"train"``, ``"val"``, or ``"test"`` (with ``split_by="keras"``).
         val_fraction: held-out share (of everything, then of the training part for ``"keras"``).
         seed: seed of the split (0, as the paper).
         split_by: ``"random"`` clips; ``"group"`` so clips of one ``gNN`` group (one scene)
             never sit on both sides; ``"keras"`` for the authors' train/val/test split
             (1,092 / 274, then 873 / 219 on their 1,366 clips).
-        short: ``"drop"`` or ``"pad"`` clips shorter than ``num_frames``.
+        short: ``"drop"`` or ``"pad"`` clips shorter than ``num_frames`` (default: ``clip``'s, ``"drop"``).
         on_error: ``"raise"`` or ``"skip"`` undecodable videos.
-        value_range: ``(0, 1)`` or ``(0, 255)`` (the authors' raw frames).
+        value_range: ``(0, 1)`` or ``(0, 255)`` (the authors' raw frames; default: ``clip``'s).
         cache_dir: store decoded clips here.
+
+    Returns:
+        The clips of ``split``.
 
     The label comes from the folder, not the file name (UCF50's ``Billiards/`` holds
     ``v_Billards_*`` files).
@@ -123,40 +131,39 @@ def ucf50(
             )
         files += clips
         labels += [label] * len(clips)
-    clip = {
-        "num_frames": num_frames,
-        "size": size,
-        "frames": frames,
-        "short": short,
-        "on_error": on_error,
-        "value_range": value_range,
-        "cache_dir": cache_dir,
-    }
-    dataset = VideoClipDataset(files, labels, classes=classes, **clip)
+    settings = (clip or ClipSettings()).merged(
+        num_frames=num_frames, size=size, frames=frames, short=short, value_range=value_range
+    )
+    dataset = VideoClipDataset(
+        files, labels, clip=settings, classes=classes, on_error=on_error, cache_dir=cache_dir, root=root
+    )
     empty = [classes[k] for k in range(len(classes)) if not (dataset.labels == k).any()]
     if empty:
         raise DataError(f"class(es) {empty} kept no usable video in {root}; every one was skipped")
-    return dataset.split(split_indices(dataset, split, val_fraction, seed, split_by))
+    part = dataset.split(split_indices(dataset, split, val_fraction, seed, split_by))
+    part.spec = replace(part.spec, val_fraction=val_fraction, seed=seed, split_by=split_by)
+    return part
 
 
 def ucf101(
     root: str | os.PathLike,
     split_file: str | os.PathLike,
-    num_frames: int = 70,
-    size: int = 224,
-    frames: str = "first",
+    num_frames: int | None = None,
+    size: int | None = None,
+    frames: str | None = None,
     *,
+    clip: ClipSettings | None = None,
     class_index: str | os.PathLike | None = None,
-    short: str = "drop",
+    short: str | None = None,
     on_error: str = "raise",
-    value_range: tuple[float, float] = (0.0, 1.0),
+    value_range: tuple[float, float] | None = None,
     cache_dir: str | os.PathLike | None = None,
 ) -> VideoClipDataset:
     """UCF101 clips listed in an official split file (``trainlist01.txt`` / ``testlist01.txt``).
 
     Split-file labels are 1-indexed and only present in train lists, so the label is taken
     from the class folder through ``classInd.txt`` (looked up beside the split file unless
-    given), giving 0-indexed labels in ``classInd`` order.
+    given), giving 0-indexed labels in ``classInd`` order. Clip settings work as in :func:`ucf50`.
     """
     split_file = Path(split_file)
     class_index = Path(class_index) if class_index else split_file.with_name("classInd.txt")
@@ -178,13 +185,10 @@ def ucf101(
             raise DataError(f"{split_file}: class {folder!r} of {relative} is not in {class_index.name}")
         files.append(Path(root) / relative)
         labels.append(classes[folder])
-    clip = {
-        "num_frames": num_frames,
-        "size": size,
-        "frames": frames,
-        "short": short,
-        "on_error": on_error,
-        "value_range": value_range,
-        "cache_dir": cache_dir,
-    }
-    return VideoClipDataset(files, labels, classes=sorted(classes, key=classes.get), **clip)
+    settings = (clip or ClipSettings()).merged(
+        num_frames=num_frames, size=size, frames=frames, short=short, value_range=value_range
+    )
+    names = sorted(classes, key=classes.get)
+    return VideoClipDataset(
+        files, labels, clip=settings, classes=names, on_error=on_error, cache_dir=cache_dir, root=root
+    )

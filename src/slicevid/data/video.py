@@ -10,8 +10,9 @@ sharding and stable indices for the frozen-encoder feature cache, and all three 
 random access. With ``cache_dir``, each decoded clip is stored once (as the CT cache
 stores volumes), so later epochs read small arrays instead of decoding video.
 
-Values are in [0, 1] by default; ``value_range=(0, 255)`` gives the raw 8-bit values the
-authors fed their model in pretraining.
+How a video becomes a clip is one :class:`~slicevid.data.ClipSettings`. Values are in [0, 1]
+by default; ``value_range=(0, 255)`` gives the raw 8-bit values the authors fed their model in
+pretraining.
 """
 
 from __future__ import annotations
@@ -28,9 +29,10 @@ from torch.utils.data import Dataset
 from .._registry import check_choice
 from ..errors import DataError, warn_skipped
 from .cache import VolumeCache
+from .clips import ClipSettings
+from .labels import scan_id
+from .provenance import TrainingData
 
-FRAME_CHOICES = ("first", "uniform")
-SHORT_POLICIES = ("drop", "pad")
 VIDEO_SUFFIXES = (".avi", ".mp4", ".mkv", ".mov", ".webm")
 
 
@@ -63,18 +65,14 @@ class VideoClipDataset(Dataset):
     Args:
         files: video paths.
         labels: class index per file.
-        num_frames: frames per clip (70 in the paper).
-        size: output height and width (224 in the paper).
-        frames: ``"first"`` (the first ``num_frames``, as the paper) or ``"uniform"``
-            (spread evenly over the whole video).
-        short: for videos with fewer frames, ``"drop"`` them (the paper) or ``"pad"`` by
-            repeating the last frame.
+        clip: how a video becomes a clip (:class:`~slicevid.data.ClipSettings`: frames, size, range ...).
         on_error: ``"raise"`` or ``"skip"`` undecodable videos (listed in ``skipped``). With
             ``"skip"`` every clip is decoded up front, so a video broken halfway is found
             before training, not in the middle of an epoch.
         classes: class names, in label order.
-        value_range: ``(0, 1)`` or ``(0, 255)`` (the authors' raw frames).
         cache_dir: store decoded clips here (float16), so each video is decoded once.
+        root: the folder the files sit in; ids are paths relative to it.
+        **clip_fields: single :class:`ClipSettings` fields (``num_frames=16``), applied to ``clip``.
     """
 
     def __init__(
@@ -82,20 +80,17 @@ class VideoClipDataset(Dataset):
         files: Sequence[str | os.PathLike],
         labels: Sequence[int],
         *,
-        num_frames: int = 70,
-        size: int = 224,
-        frames: str = "first",
-        short: str = "drop",
+        clip: ClipSettings | None = None,
         on_error: str = "raise",
         classes: Sequence[str] = (),
-        value_range: tuple[float, float] = (0.0, 1.0),
         cache_dir: str | os.PathLike | None = None,
+        root: str | os.PathLike | None = None,
+        **clip_fields: Any,
     ) -> None:
-        self.frames = check_choice("frames", frames, FRAME_CHOICES)
-        self.short = check_choice("short", short, SHORT_POLICIES)
+        self.clip = (clip or ClipSettings()).merged(**clip_fields)
         self.on_error = check_choice("on_error", on_error, ("raise", "skip"))
-        self.value_range = check_choice("value_range", tuple(float(v) for v in value_range), [(0.0, 1.0), (0.0, 255.0)])
-        self.num_frames, self.size = num_frames, size
+        self.root = Path(root) if root is not None else None
+        self.spec = TrainingData(kind="video", root=str(root) if root is not None else None)
         self.classes = tuple(classes)
         self.cache = VolumeCache(cache_dir) if cache_dir is not None else None
         self.skipped: list[tuple[str, str]] = []
@@ -121,8 +116,8 @@ class VideoClipDataset(Dataset):
             if self.on_error == "raise":
                 raise
             return str(err)
-        if count < self.num_frames and self.short == "drop":  # the paper dropped clips shorter than 70 frames
-            return f"{path}: {count} frames, fewer than num_frames={self.num_frames}"
+        if count < self.clip.num_frames and self.clip.short == "drop":  # the paper dropped clips under 70 frames
+            return f"{path}: {count} frames, fewer than num_frames={self.clip.num_frames}"
         self.files.append(path)
         labels_kept.append(label)
         self.frame_counts.append(count)
@@ -139,34 +134,46 @@ class VideoClipDataset(Dataset):
     def __len__(self) -> int:
         return len(self.files)
 
+    @property
+    def file_ids(self) -> list[str]:
+        """Each clip's path relative to ``root`` (its file name without one)."""
+        return [scan_id(path, self.root) for path in self.files]
+
     def input_spec(self) -> dict[str, Any]:
         """How this dataset's inputs are made: recorded in the config of a model trained on them."""
-        return {"input_size": (self.num_frames, self.size, self.size), "input_range": self.value_range}
+        clip = self.clip
+        return {"input_size": (clip.num_frames, clip.size, clip.size), "input_range": clip.value_range}
+
+    def data_spec(self) -> TrainingData:
+        """Where the clips come from and how they were split (a video model is not a CT model)."""
+        return self.spec
 
     def frame_indices(self, available: int) -> np.ndarray:
         """Which decoded frames make up the clip (indices may repeat when padding)."""
-        if self.frames == "uniform":
-            return np.linspace(0, available - 1, self.num_frames).round().astype(np.int64)
-        return np.minimum(np.arange(self.num_frames), available - 1)
+        if self.clip.frames == "uniform":
+            return np.linspace(0, available - 1, self.clip.num_frames).round().astype(np.int64)
+        return np.minimum(np.arange(self.clip.num_frames), available - 1)
 
     def load_clip(self, index: int) -> torch.Tensor:
         """Clip ``index`` as ``(1, num_frames, size, size)`` in [0, 1] (from the cache when there is one)."""
         if self.cache is None:
             return self._decode(index)
-        params = {"num_frames": self.num_frames, "size": self.size, "frames": self.frames, "kind": "video clip"}
-        return torch.from_numpy(self.cache.get(self.files[index], params, lambda: self._decode(index).numpy()))
+        return torch.from_numpy(
+            self.cache.get(self.files[index], self.clip.params(), lambda: self._decode(index).numpy())
+        )
 
     def _decode(self, index: int) -> torch.Tensor:
         from pytorchvideo.data.encoded_video import EncodedVideo
 
         path = self.files[index]
-        wanted = min(self.num_frames, self.frame_counts[index])
+        wanted = min(self.clip.num_frames, self.frame_counts[index])
         try:
             video = EncodedVideo.from_path(str(path), decode_audio=False, decoder="pyav")
             try:
                 duration = float(video.duration)
                 # "first" needs only the opening frames: decode up to them, not the whole clip.
-                end = min(duration, (self.num_frames + 1) / self.fps[index]) if self.frames == "first" else duration
+                first = self.clip.frames == "first"
+                end = min(duration, (self.clip.num_frames + 1) / self.fps[index]) if first else duration
                 data = video.get_clip(0, end)["video"]  # (3, T, H, W) in [0, 255]
                 if data is not None and data.shape[1] < wanted and end < duration:
                     data = video.get_clip(0, duration)["video"]  # timestamps were off: decode it all
@@ -177,13 +184,12 @@ class VideoClipDataset(Dataset):
         if data is None or data.shape[1] < wanted:
             got = 0 if data is None else data.shape[1]
             raise DataError(f"{path}: decoded {got} of the {wanted} frames needed; the video is broken or truncated")
-        return clip_to_tensor(data, self.frame_indices(data.shape[1]), self.size)
+        return clip_to_tensor(data, self.frame_indices(data.shape[1]), self.clip.size)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
         clip = self.load_clip(index)
-        if self.value_range[1] != 1.0:
-            clip = clip * self.value_range[1]
-        return clip, int(self.labels[index])
+        high = self.clip.value_range[1]
+        return (clip * high if high != 1.0 else clip), int(self.labels[index])
 
     def split(self, indices: Sequence[int]) -> VideoClipDataset:
         """A view of this dataset restricted to ``indices``."""

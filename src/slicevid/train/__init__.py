@@ -1,21 +1,10 @@
-"""Training: ``fit`` / ``evaluate``, the two ViPTT-Net stages, the config, the feature cache."""
+"""Training: ``fit`` and ``evaluate`` for any model, the two ViPTT-Net stages, the settings, the feature cache."""
 
 from .config import TrainConfig
 from .engine import fit
 from .evaluation import Evaluation, evaluate
-from .features import FeatureDataset, extract_features
+from .features import extract_features
 from .stages import finetune, pretrain
-from .state import FitResult, TrainState
+from .state import FitResult
 
-__all__ = [
-    "Evaluation",
-    "FeatureDataset",
-    "FitResult",
-    "TrainConfig",
-    "TrainState",
-    "evaluate",
-    "extract_features",
-    "finetune",
-    "fit",
-    "pretrain",
-]
+__all__ = ["Evaluation", "FitResult", "TrainConfig", "evaluate", "extract_features", "finetune", "fit", "pretrain"]

@@ -53,8 +53,9 @@ def save_checkpoint(
     optimizer: torch.optim.Optimizer,
     state: TrainState,
     model_config: ModelConfig,
+    train_config: dict[str, Any],
 ) -> None:
-    """Atomically write everything needed to resume training exactly."""
+    """Atomically write everything needed to resume training exactly, and the settings that made it."""
     from safetensors.torch import save_file
 
     optim_tensors, optim_meta = _flatten_optimizer(optimizer.state_dict())
@@ -69,12 +70,14 @@ def save_checkpoint(
         "state": json.dumps(state.to_dict()),
         "optimizer": json.dumps(optim_meta),
         "model_config": model_config.to_json(),
+        "train_config": json.dumps(train_config),
     }
     atomic_write(path, lambda tmp: save_file(tensors, str(tmp), metadata=metadata))
 
 
 def load_checkpoint(path: str | os.PathLike) -> dict:
-    """Read a checkpoint: ``model`` / ``best`` state dicts, ``optimizer``, ``state``, ``model_config``, ``rng``.
+    """Read a checkpoint: ``model`` / ``best`` state dicts, ``optimizer``, ``state``, ``model_config``,
+    ``train_config`` (the :class:`~slicevid.train.TrainConfig` as a dict), ``rng``.
 
     Raises:
         CheckpointError: the file is truncated, empty or not a slicevid checkpoint (named in the message).
@@ -90,6 +93,7 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
         state = TrainState.from_dict(json.loads(metadata["state"]))
         model_config = ModelConfig.from_dict(json.loads(metadata["model_config"]), source=str(path))
         optimizer = _unflatten_optimizer(tensors, json.loads(metadata["optimizer"]))
+        train_config = json.loads(metadata.get("train_config", "{}"))
     except (SafetensorError, OSError, KeyError, TypeError, json.JSONDecodeError) as err:
         raise CheckpointError(
             f"{path}: not a readable slicevid checkpoint ({type(err).__name__}: {err}); "
@@ -105,5 +109,6 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
         "optimizer": optimizer,
         "state": state,
         "model_config": model_config,
+        "train_config": train_config,
         "rng": tensors["rng.torch"],
     }

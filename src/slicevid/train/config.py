@@ -7,6 +7,9 @@ and ``--config`` files use the same names.
 Defaults follow the ViPTT-Net recipe: SGD with learning rate 0.001, batch size 2,
 cross-entropy, a learning-rate cut on a validation-loss plateau (factor 0.1, patience 5) and
 early stopping (patience 8) that restores the best weights, all counted as Keras counts.
+
+How slices run through the encoder (chunking, checkpointing, channels-last) is not a training
+setting: it belongs to the model (:class:`~slicevid.model_config.SliceExecution`).
 """
 
 from __future__ import annotations
@@ -16,10 +19,10 @@ import math
 import os
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Literal, get_args, get_type_hints
+from typing import Literal
 
 from .._io import atomic_write_text
-from .._registry import check_choice
+from .._registry import check_literal_fields
 from ..errors import ConfigError
 
 Optimizer = Literal["sgd", "adam", "adamw"]
@@ -43,8 +46,13 @@ class TrainConfig:
         plateau_patience: cut the learning rate after this many epochs without improvement.
         plateau_min_delta: an epoch improves only if the validation loss drops by more than this.
         plateau_cooldown: epochs to wait after a cut before counting again.
-        early_stopping_patience: stop after this many epochs without a new best validation loss (0: never).
-        class_weights: weight the loss by balanced class weights of the training split ("CW").
+        early_stopping_patience: stop after this many epochs without a new best monitored value (0: never).
+        monitor: what chooses the kept epoch and early stopping: "val_loss" (the paper's) or a validation
+            metric such as "val_kappa", "val_mean_auc", "val_qwk", "val_mae" ("val_<task>_<metric>" with
+            several heads). Loss and error metrics are minimised, the others maximised. The learning-rate
+            plateau always watches the validation loss.
+        class_weights: weight the loss by balanced class weights of the training split ("CW"); for
+            multi-label heads, positives by negatives / positives per label.
         class_weight_mode: "keras" (mean of w[y] * loss, as Keras's class_weight) or "normalized"
             (divided by the sum of w[y], as PyTorch's CrossEntropyLoss(weight=w)).
         augment: "none", "paper" (rotation from the paper's angles, "AUG"), "notebook" (the
@@ -54,7 +62,6 @@ class TrainConfig:
         seed: seed for initialisation order, shuffling, augmentation and dropout.
         num_workers: DataLoader worker processes.
         grad_accum: batches per optimizer step.
-        channels_last: run the slice encoder in channels-last memory format.
         amp: "auto" (bf16 autocast on CUDA, off on CPU), "bf16" or "off" (fp32, as Keras).
             Recurrent aggregators always run in float32.
         compile: wrap the model in torch.compile.
@@ -64,7 +71,9 @@ class TrainConfig:
         out_dir: run folder for checkpoints, metrics, plots; None writes nothing.
         resume: continue from out_dir's last checkpoint.
         overwrite: replace what an earlier run left in out_dir.
-        progress: show progress bars and per-epoch lines.
+        progress: show progress bars (the per-epoch lines are printed either way).
+        tensorboard: also log every epoch's numbers to TensorBoard, in out_dir/tensorboard
+            (needs the tensorboard package).
     """
 
     epochs: int = 100
@@ -78,6 +87,7 @@ class TrainConfig:
     plateau_min_delta: float = 1e-4
     plateau_cooldown: int = 0
     early_stopping_patience: int = 8
+    monitor: str = "val_loss"
     class_weights: bool = False
     class_weight_mode: ClassWeightMode = "keras"
     augment: Augment = "none"
@@ -85,7 +95,6 @@ class TrainConfig:
     seed: int = 0
     num_workers: int = field(default=0, metadata={"flags": ("--num-workers", "--workers")})
     grad_accum: int = 1
-    channels_last: bool = False
     amp: Amp = "auto"
     compile: bool = False
     feature_cache: bool = False
@@ -94,13 +103,10 @@ class TrainConfig:
     resume: bool = False
     overwrite: bool = False
     progress: bool = True
+    tensorboard: bool = False
 
     def __post_init__(self) -> None:
-        hints = get_type_hints(type(self))
-        for item in fields(self):
-            choices = get_args(hints[item.name])
-            if choices and all(isinstance(c, str) for c in choices):
-                setattr(self, item.name, check_choice(item.name, getattr(self, item.name), choices))
+        check_literal_fields(self)
         for name, low in (
             ("epochs", 1),
             ("batch_size", 1),
@@ -122,6 +128,8 @@ class TrainConfig:
             raise ConfigError("lr", f"must be positive, got {self.lr}")
         if not 0 < self.plateau_factor < 1:
             raise ConfigError("plateau_factor", f"must lie in (0, 1), got {self.plateau_factor}")
+        if not (isinstance(self.monitor, str) and self.monitor.startswith("val_")):
+            raise ConfigError("monitor", f"must name a validation value such as 'val_loss', got {self.monitor!r}")
         if self.resume and self.overwrite:
             raise ConfigError("resume", "and overwrite exclude each other: continue the run or replace it")
 

@@ -31,6 +31,11 @@ class DistributedContext:
         return self.rank == 0
 
 
+def is_main_process() -> bool:
+    """Whether this process is rank 0 (or the only one): the one that prints and writes files."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
 def setup_distributed(device: torch.device) -> DistributedContext:
     """Join the process group torchrun describes (no-op for a single process)."""
     world_size = int(os.environ.get("WORLD_SIZE", "1"))

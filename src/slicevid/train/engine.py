@@ -1,9 +1,11 @@
-"""``fit``: the training loop behind every stage and the CLI.
+"""``fit``: the training loop behind every stage, the runner and the CLI.
 
-One loop serves one CPU, one GPU and many GPUs under torchrun. Each epoch reseeds from
-``config.seed + epoch`` (shuffling, augmentation, dropout), and the last checkpoint holds
-the model, the best weights, the optimizer and the :class:`TrainState`, so a resumed run
-reaches the same weights as an uninterrupted one.
+One loop serves one CPU, one GPU and many GPUs under torchrun, and any model: a
+:class:`~slicevid.SliceSequenceClassifier` or a plain ``nn.Module`` (see :mod:`.network`). Each
+epoch reseeds from ``config.seed + epoch`` (shuffling, augmentation, dropout), and the last
+checkpoint holds the model, the kept weights, the optimizer, the :class:`TrainState` and the
+settings that made them, so a resumed run reaches the same weights as an uninterrupted one,
+and a resume with other settings is refused.
 """
 
 from __future__ import annotations
@@ -11,31 +13,38 @@ from __future__ import annotations
 import contextlib
 import math
 import time
-import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from .._io import atomic_write_text
 from ..augment import make_augmentation
 from ..devices import autocast, autocast_dtype_for, resolve_device
 from ..errors import ConfigError, DataError, RunFolderError, TrainingDivergedError
-from ..metrics import balanced_class_weights
+from ..metrics import best_f1_thresholds, lower_is_better
 from ..model import SliceSequenceClassifier
+from ..model_config import ModelConfig
+from ..pretrained import write_pretrained
+from ..tasks import Multilabel
 from .checkpoint import LAST_CHECKPOINT, load_checkpoint, save_checkpoint
 from .config import TrainConfig
-from .datasets import class_names_for, dataset_labels, input_spec
+from .datasets import data_spec, dataset_targets, input_spec
 from .distributed import all_ranks_agree, broadcast_buffers, gather_tensors, setup_distributed
-from .evaluation import Evaluation, make_evaluation, predict_logits
+from .evaluation import Evaluation, make_evaluation, predict_outputs
 from .features import HeadOnly, extract_features
 from .loaders import collate_for, training_loader
-from .losses import class_weighted_cross_entropy
+from .network import ModelOutputs, describe_model, named_tasks
+from .objective import Objective, batch_targets
 from .optim import PlateauLR, make_optimizer
 from .precise_bn import recompute_batchnorm
-from .reporting import epoch_line, write_history_csv, write_run_plots
-from .run_folder import open_run_folder
+from .reporting import TensorBoardLog, epoch_line, write_history_csv, write_run_report
+from .resume import resume_differences
+from .run_folder import RunFolder, open_run_folder
 from .state import FitResult, TrainState
 
 DIVERGENCE_FACTOR = 1e3
@@ -45,42 +54,43 @@ DIVERGENCE_FACTOR = 1e3
 class _Trainer:
     """State of one ``fit`` call; its methods are the steps of the loop.
 
-    ``model`` is the user's :class:`SliceSequenceClassifier`; ``network`` is the module the
-    forward and backward passes call (the model, or its head alone on cached features,
-    possibly wrapped by DDP or ``torch.compile``).
+    ``model`` is the user's model; ``network`` is the module the forward and backward passes
+    call (``model`` returning a dict of outputs, or its heads alone on cached features,
+    possibly wrapped by DDP or ``torch.compile``); ``description`` is the trained model's
+    :class:`ModelConfig` (the model's own for a slicevid model).
     """
 
     def __init__(
         self,
-        model: SliceSequenceClassifier,
+        model: nn.Module,
         train_data: Dataset,
         val_data: Dataset | None,
         config: TrainConfig,
-        class_names,
-        out_dir: Path | None,
+        class_names: Sequence[str] | None,
+        folder: RunFolder | None,
     ) -> None:
-        self.model, self.config, self.out_dir = model, config, out_dir
+        self.model, self.config, self.folder = model, config, folder
+        self.out_dir = folder.path if folder is not None else None
         self.device = resolve_device(config.device)
         if self.device.type == "cuda":
             torch.cuda.set_device(self.device)
         self.context = setup_distributed(self.device)
-        self.writes = out_dir is not None and self.context.is_main
+        self.writes = folder is not None
         self.verbose = config.progress and self.context.is_main
-        names = class_names_for(model.num_classes, train_data, class_names, model.config.class_names)
-        model.config = model.config.replace(class_names=names, **input_spec(train_data))
+        self.description = self._describe(train_data, val_data, class_names)
+        if isinstance(model, SliceSequenceClassifier):
+            model.config = self.description
+        self.tasks = dict(self.description.tasks)
         self.autocast_dtype = autocast_dtype_for(config.amp, self.device)
         self.augmentation = make_augmentation(config.augment)
         model.to(self.device)
-        if config.channels_last:
-            model.set_slice_execution(chunk=model.slice_chunk, checkpoint=model.checkpoint_slices, channels_last=True)
         self.raw_train_data = train_data  # before any feature caching: for the montage
-        self.network: nn.Module = model
+        self.network: nn.Module = ModelOutputs(model)
         if config.feature_cache:
             train_data, val_data = self._cache_features(train_data, val_data)
         self.train_data, self.val_data = train_data, val_data
-        self.class_weights = None
-        if config.class_weights:
-            self.class_weights = balanced_class_weights(dataset_labels(train_data), model.num_classes).to(self.device)
+        balances = self._balances(train_data) if config.class_weights else {}
+        self.objective = Objective(self.tasks, balances, config.class_weight_mode, self.description.slice_supervision)
         self.optimizer = make_optimizer(config, [p for p in model.parameters() if p.requires_grad])
         self.plateau = PlateauLR(
             self.optimizer,
@@ -96,10 +106,30 @@ class _Trainer:
             self.network = torch.compile(self.network)
         self.state = TrainState()
         self.best_weights = self._snapshot()
+        self.tensorboard = TensorBoardLog(self.out_dir) if config.tensorboard and self.writes else None
+
+    def _describe(self, train_data: Dataset, val_data: Dataset | None, class_names) -> ModelConfig:
+        """The trained model's config: its heads named after the data's classes, its input and data described."""
+        config = describe_model(self.model, train_data, class_names)
+        return config.replace(
+            tasks=named_tasks(config.tasks, train_data, class_names),
+            num_classes=None,
+            class_names=(),
+            training_data=data_spec(train_data, val_data),
+            **input_spec(train_data),
+        )
 
     def _cache_features(self, train_data, val_data):
+        if not isinstance(self.model, SliceSequenceClassifier):
+            raise ConfigError("feature_cache", "needs a slicevid model (its encoder's features are cached)")
         if self.config.augment != "none":
             raise ConfigError("feature_cache", "needs augment='none': augmented inputs change the features every epoch")
+        if not self.model.features_frozen:
+            raise ConfigError(
+                "feature_cache",
+                "is exact only while the adapter and encoder are frozen, as in video pretraining "
+                "(slicevid pretrain --feature-cache; in Python pretrain(..., TrainConfig(feature_cache=True)))",
+            )
         kwargs = {
             "batch_size": max(self.config.batch_size, 8),
             "device": self.device,
@@ -110,6 +140,13 @@ class _Trainer:
         self.network = HeadOnly(self.model)
         cached_val = extract_features(self.model, val_data, **kwargs) if val_data is not None else None
         return extract_features(self.model, train_data, **kwargs), cached_val
+
+    def _balances(self, train_data: Dataset) -> dict[str, torch.Tensor | None]:
+        targets = dataset_targets(train_data, list(self.tasks))
+        return {name: self._to_device(task.balance(targets[name])) for name, task in self.tasks.items()}
+
+    def _to_device(self, tensor: torch.Tensor | None) -> torch.Tensor | None:
+        return tensor.to(self.device) if tensor is not None else None
 
     def _snapshot(self) -> dict[str, torch.Tensor]:
         return {k: v.detach().clone() for k, v in self.model.state_dict().items()}
@@ -130,15 +167,17 @@ class _Trainer:
 
     # ------------------------------------------------------------------ resume
     def maybe_resume(self) -> None:
-        path = self.checkpoint_path
-        if not (self.config.resume and path and path.is_file()):
+        """Continue from the run folder's checkpoint, refusing any setting that differs from it."""
+        if not (self.config.resume and self.writes):
             return
-        saved = load_checkpoint(path)
-        differences = saved["model_config"].architecture_differences(self.model.config)
+        saved = load_checkpoint(self.checkpoint_path)
+        differences = resume_differences(
+            saved["model_config"], saved["train_config"], self.description, self.config.to_dict()
+        )
         if differences:
             raise RunFolderError(
-                f"--resume: {path} was trained with another architecture ({'; '.join(differences)}, "
-                "saved vs now); use the saved settings or --overwrite"
+                f"--resume: {self.checkpoint_path} was trained with other settings ({'; '.join(differences)}; "
+                "saved vs now); use the saved settings, or --overwrite to start again"
             )
         self.model.load_state_dict(saved["model"])
         self.best_weights = saved["best"]
@@ -147,7 +186,7 @@ class _Trainer:
         if self.state.plateau:
             self.plateau.load_state_dict(self.state.plateau)
         if self.verbose:
-            print(f"Resuming {path} after epoch {self.state.epoch}")
+            print(f"Resuming {self.checkpoint_path} after epoch {self.state.epoch}")
 
     # ------------------------------------------------------------------ one epoch
     def train_epoch(self, epoch: int) -> float:
@@ -163,33 +202,26 @@ class _Trainer:
             loader, desc=f"epoch {epoch + 1}/{self.config.epochs}", unit="batch", leave=False, disable=not self.verbose
         )
         for step, (inputs, targets, lengths) in enumerate(bar):
-            inputs, targets = inputs.to(self.device, non_blocking=True), targets.to(self.device)
+            inputs = inputs.to(self.device, non_blocking=True)
+            targets = batch_targets(targets, self.tasks, self.device)
             lengths = lengths.to(self.device) if lengths is not None else None
             if self.augmentation is not None:
                 inputs = self.augmentation(inputs, generator=augment_rng, lengths=lengths)
-            loss = self._loss(inputs, targets, lengths)
+            with autocast(self.device, self.autocast_dtype):
+                outputs = self.network(inputs, lengths)
+            loss = self.objective(outputs, targets, lengths)
             self._check_loss(loss, epoch, step)
             (loss / self.config.grad_accum).backward()
             if (step + 1) % self.config.grad_accum == 0 or step + 1 == len(loader):
                 self.optimizer.step()
                 self.optimizer.zero_grad(set_to_none=True)
-            total += loss.detach().double().cpu() * len(targets)
-            count += len(targets)
+            total += loss.detach().double().cpu() * len(inputs)
+            count += len(inputs)
             bar.set_postfix(loss=f"{loss.item():.4f}")
         broadcast_buffers(self.context, self.model)
         sums = gather_tensors(self.context, torch.cat([total, torch.tensor([float(count)], dtype=torch.float64)]))[0]
         sums = sums.view(-1, 2).sum(0)
         return float(sums[0] / sums[1])
-
-    def _loss(self, inputs: torch.Tensor, targets: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
-        if bool(((targets < 0) | (targets >= self.model.num_classes)).any()):
-            raise DataError(
-                f"training labels {sorted(set(targets.tolist()))} include values outside "
-                f"0..{self.model.num_classes - 1} for a {self.model.num_classes}-class model"
-            )
-        with autocast(self.device, self.autocast_dtype):
-            logits = self.network(inputs, lengths)
-        return class_weighted_cross_entropy(logits.float(), targets, self.class_weights, self.config.class_weight_mode)
 
     def _check_loss(self, loss: torch.Tensor, epoch: int, step: int) -> None:
         value = float(loss.detach())
@@ -221,9 +253,10 @@ class _Trainer:
             broadcast_buffers(self.context, self.model)
 
     def validate(self, epoch: int | None = None) -> Evaluation:
-        logits, labels = predict_logits(
+        outputs, targets, slice_loss = predict_outputs(
             self.network,
             self.val_data,
+            self.objective,
             batch_size=self.config.batch_size,
             device=self.device,
             autocast_dtype=self.autocast_dtype,
@@ -231,12 +264,13 @@ class _Trainer:
             num_workers=self.config.num_workers,
             collate=collate_for(self.val_data),
         )
-        evaluation = make_evaluation(logits, labels, self.model.config.class_names)
+        evaluation = make_evaluation(outputs, targets, self.tasks, slice_loss)
         if epoch is not None and not math.isfinite(evaluation.loss):
             raise TrainingDivergedError(
                 f"Validation loss became {evaluation.loss} after epoch {epoch + 1}: the "
-                "validation data hold NaN or infinite values, or the model produces them"
+                "validation data hold NaN or infinite values (or no targets), or the model produces them"
             )
+        self.last_outputs = (outputs, targets)
         return evaluation
 
     # ------------------------------------------------------------------ end of an epoch
@@ -245,31 +279,44 @@ class _Trainer:
         row = {"epoch": epoch + 1, "train_loss": train_loss, "lr": self.optimizer.param_groups[0]["lr"]}
         if self.val_data is not None:
             self.recompute_batchnorm(epoch)
-            evaluation = self.validate(epoch)
-            row.update(
-                val_loss=evaluation.loss, val_kappa=evaluation.report.kappa, val_accuracy=evaluation.report.accuracy
-            )
+            row.update({f"val_{k}": v for k, v in self.validate(epoch).metrics().items()})
+            if self.config.monitor not in row:
+                raise ConfigError(
+                    "monitor", f"{self.config.monitor!r} is not a validation value of this model: {sorted(row)[3:]}"
+                )
         row["seconds"] = round(time.perf_counter() - started, 3)
         self.state.history.append(row)
         self.state.epoch = epoch + 1
-        if self.verbose:
-            print(epoch_line(row, self.config.epochs))
+        if self.context.is_main:
+            print(epoch_line(row, self.config.epochs), flush=True)
+        if self.tensorboard is not None:
+            self.tensorboard.log(row)
         return row
 
     def update_best(self, row: dict) -> None:
-        """Keep the weights of the lowest validation loss (the last epoch's without validation data)."""
+        """Keep the weights of the best monitored value (the last epoch's without validation data)."""
         loss = row.get("val_loss")
         if loss is not None:
             self.plateau.step(loss)
             self.state.plateau = self.plateau.state_dict()
-        if loss is None or loss < self.state.best_val_loss:
+        score = row.get(self.config.monitor)
+        if score is None or self._improves(score):
             self.state.best_epoch, self.state.bad_epochs = row["epoch"], 0
             self.state.best_val_loss = math.inf if loss is None else loss
+            self.state.best_score = score
             self.best_weights = self._snapshot()
             if self.writes:
                 self._save_best()
         else:
             self.state.bad_epochs += 1
+
+    def _improves(self, score: float) -> bool:
+        best = self.state.best_score
+        if not math.isfinite(score):
+            return best is None
+        if best is None or not math.isfinite(best):
+            return True
+        return score < best if lower_is_better(self.config.monitor) else score > best
 
     def save(self) -> None:
         if not self.writes:
@@ -280,9 +327,11 @@ class _Trainer:
             best_state=self.best_weights,
             optimizer=self.optimizer,
             state=self.state,
-            model_config=self.model.config,
+            model_config=self.description,
+            train_config=self.config.to_dict(),
         )
         write_history_csv(self.out_dir / "metrics.csv", self.state.history)
+        self.folder.commit()  # this run now exists: a run it replaced can go
 
     def should_stop(self) -> bool:
         patience = self.config.early_stopping_patience
@@ -290,43 +339,91 @@ class _Trainer:
         return self.state.stopped
 
     def _save_best(self) -> None:
-        try:
-            self.model.save_pretrained(self.out_dir / "best")
-        except ValueError as err:  # a model built from anonymous modules: the checkpoint still has it
-            warnings.warn(f"Best weights kept only in {LAST_CHECKPOINT}: {err}", stacklevel=2)
+        description = self.model.config if isinstance(self.model, SliceSequenceClassifier) else self.description
+        write_pretrained(self.out_dir / "best", description, self.model.state_dict())
 
     # ------------------------------------------------------------------ the end
     def finish(self) -> FitResult:
-        self.model.load_state_dict(self.best_weights)  # restore the best weights, as Keras' EarlyStopping
-        evaluation = self.validate() if self.val_data is not None else None
+        self.model.load_state_dict(self.best_weights)  # restore the kept weights, as Keras' EarlyStopping
+        evaluation = None
+        if self.val_data is not None:
+            evaluation = self.validate()
+            if self._choose_thresholds(*self.last_outputs):
+                evaluation = self.validate()
         if self.writes:
-            write_run_plots(
-                self.out_dir, self.state.history, evaluation, self.raw_train_data[0], self.model.config.class_names
+            self._save_best()
+            write_run_report(
+                self.out_dir,
+                self.state.history,
+                evaluation,
+                self.state.best_epoch,
+                self.config.monitor,
+                self.raw_train_data[0],
             )
-        return FitResult.from_state(self.state, evaluation, self.out_dir)
+        if self.tensorboard is not None:
+            self.tensorboard.close()
+        return FitResult.from_state(self.state, evaluation, self.out_dir, self.description)
+
+    def _choose_thresholds(self, outputs: Mapping[str, torch.Tensor], targets: Mapping[str, torch.Tensor]) -> bool:
+        """Per-label decision thresholds of multi-label heads, chosen on the validation predictions."""
+        chosen = {
+            name: task.with_thresholds(
+                best_f1_thresholds(targets[name].numpy(), task.activate(outputs[name]).numpy().astype(np.float64))
+            )
+            for name, task in self.tasks.items()
+            if isinstance(task, Multilabel)
+        }
+        if not chosen:
+            return False
+        self.tasks.update(chosen)
+        self.objective.tasks.update(chosen)
+        self.description = self.description.replace(tasks=dict(self.tasks), num_classes=None, class_names=())
+        if isinstance(self.model, SliceSequenceClassifier):
+            self.model.config = self.description
+        return True
 
 
 def fit(
-    model: SliceSequenceClassifier,
+    model: nn.Module,
     train_data: Dataset,
     val_data: Dataset | None = None,
     config: TrainConfig | None = None,
     *,
     class_names: Sequence[str] | None = None,
+    record: Mapping[str, Any] | None = None,
 ) -> FitResult:
-    """Train ``model`` on ``train_data``, validating on ``val_data`` after each epoch.
+    """Train a model on ``train_data``, validating on ``val_data`` after each epoch.
 
     The learning rate drops by ``plateau_factor`` when the validation loss stalls, training
-    stops after ``early_stopping_patience`` epochs without improvement, and the model ends
-    with the weights of its best validation loss. The model's config receives the class
-    names and the input description of ``train_data``. With ``config.out_dir`` the run
-    folder receives ``last.safetensors`` (resumable), ``best/`` (``save_pretrained`` format),
-    ``metrics.csv``, ``config.yaml``, ``report.json``, ``curves.png``, ``confusion.png`` and
-    ``montage.png`` (the slices of the first training sample).
+    stops after ``early_stopping_patience`` epochs without improvement of ``config.monitor``,
+    and the model ends with the weights of its best epoch. Multi-label heads get decision
+    thresholds chosen on the validation data. A slicevid model's config receives the class
+    names, the input description and the data provenance of ``train_data``.
+
+    Args:
+        model: a :class:`~slicevid.SliceSequenceClassifier`, or any ``nn.Module`` mapping
+            ``(B, C, D, H, W)`` volumes to logits (one classification head; several if it
+            returns a dict and carries a ``config`` describing its tasks).
+        train_data: ``(volume, target)`` samples.
+        val_data: validation samples, which choose the kept epoch; ``None`` keeps the last epoch.
+        config: the training settings (the paper's recipe by default).
+        class_names: names of a one-head classifier's classes (default: the data's ``classes``).
+        record: the settings to save as the run folder's ``config.yaml`` (the command line saves
+            its every option, so ``--config run/config.yaml`` reruns the run); the training
+            settings by default.
+
+    Returns:
+        The :class:`~slicevid.train.FitResult`: history, kept epoch, its validation evaluation,
+        and the trained model's description. With ``config.out_dir`` the run folder receives
+        ``last.safetensors`` (resumable), ``best/`` (``save_pretrained`` format), ``metrics.csv``,
+        ``config.yaml``, ``report.json``, ``curves.png``, ``confusion.png`` and ``montage.png``.
 
     Raises:
         TrainingDivergedError: the loss became NaN, infinite or exploded; the last good checkpoint stays.
-        RunFolderError: ``out_dir`` holds another run (without ``resume`` / ``overwrite``) or is in use.
+        RunFolderError: ``out_dir`` holds another run (without ``resume`` / ``overwrite``), is in
+            use, holds no run to resume, or was trained with other settings than a resume gives.
+        DataError: empty data, or targets that do not fit the model's heads.
+        ConfigError: settings that cannot work together (named in the message).
     """
     config = config or TrainConfig()
     if len(train_data) == 0:
@@ -335,13 +432,13 @@ def fit(
     folder = (
         open_run_folder(config.out_dir, resume=config.resume, overwrite=config.overwrite)
         if config.out_dir and main_process
-        else contextlib.nullcontext(Path(config.out_dir) if config.out_dir else None)
+        else contextlib.nullcontext(None)
     )
-    with folder as out_dir:
-        trainer = _Trainer(model, train_data, val_data, config, class_names, out_dir)
-        if trainer.writes:
-            config.save(out_dir / "config.yaml")
+    with folder as run_folder:
+        trainer = _Trainer(model, train_data, val_data, config, class_names, run_folder)
         trainer.maybe_resume()
+        if trainer.writes:  # the record of the run, once every check has passed
+            _write_record(run_folder.path / "config.yaml", record or config.to_dict())
         for epoch in range(trainer.state.epoch, config.epochs):
             if trainer.state.stopped:
                 break
@@ -351,3 +448,9 @@ def fit(
             trainer.should_stop()
             trainer.save()
         return trainer.finish()
+
+
+def _write_record(path: Path, values: Mapping[str, Any]) -> None:
+    import yaml
+
+    atomic_write_text(path, yaml.safe_dump(dict(values), sort_keys=False))

@@ -1,9 +1,9 @@
-"""Evaluation: predictions over a dataset (sharded and gathered under torchrun) and their metrics."""
+"""Evaluation: every head's predictions over a dataset (sharded and gathered under torchrun) and their metrics."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -12,27 +12,47 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from torch.utils.data.distributed import DistributedSampler
 
-from ..data.batching import pad_collate
+from ..data.batching import SLICES, pad_collate
 from ..devices import autocast, autocast_dtype_for, resolve_device
 from ..errors import DataError
-from ..metrics import ClassificationReport, classification_report
-from ..model import SliceSequenceClassifier
-from .datasets import class_names_for
+from ..metrics import MultiTaskReport, Report
+from ..tasks import Task
 from .distributed import DistributedContext, gather_tensors, setup_distributed
+from .network import ModelOutputs, describe_model, named_tasks
+from .objective import Objective, batch_targets
 
 
 @dataclass
 class Evaluation:
-    """Predictions of a model on a dataset and their metrics."""
+    """Predictions of a model on a dataset and their metrics.
+
+    Attributes:
+        loss: the unweighted training objective on these samples (NaN when none has a target).
+        report: the task's report (:class:`~slicevid.metrics.ClassificationReport` for a classifier),
+            or a :class:`~slicevid.metrics.MultiTaskReport` with several heads.
+        probabilities: what each task means (softmax rows, sigmoids, level probabilities, scores):
+            a tensor for one task, a dict by task name for several.
+        labels: the targets, in the same form.
+        tasks: the model's tasks, by name.
+    """
 
     loss: float
-    report: ClassificationReport
-    probabilities: torch.Tensor
-    labels: torch.Tensor
+    report: Report
+    probabilities: torch.Tensor | dict[str, torch.Tensor]
+    labels: torch.Tensor | dict[str, torch.Tensor]
+    tasks: dict[str, Task]
 
     @property
-    def predictions(self) -> torch.Tensor:
-        return self.probabilities.argmax(dim=1)
+    def predictions(self) -> torch.Tensor | dict[str, torch.Tensor]:
+        """Decisions: class or level indices, 0/1 labels, or scores (a dict with several tasks)."""
+        if isinstance(self.probabilities, dict):
+            return {n: torch.as_tensor(t.decide(self.probabilities[n].numpy())) for n, t in self.tasks.items()}
+        (task,) = self.tasks.values()
+        return torch.as_tensor(task.decide(self.probabilities.numpy()))
+
+    def metrics(self) -> dict[str, float]:
+        """``{"loss": ..., **report metrics}``: what a training history records per epoch."""
+        return {"loss": self.loss, **self.report.metrics()}
 
 
 class _Indexed(Dataset):
@@ -45,14 +65,15 @@ class _Indexed(Dataset):
         return len(self.dataset)
 
     def __getitem__(self, index: int):
-        volume, label = self.dataset[index]
-        return volume, label, index
+        volume, target = self.dataset[index]
+        return volume, target, index
 
 
 @torch.no_grad()
-def predict_logits(
+def predict_outputs(
     network: nn.Module,
     dataset: Dataset,
+    objective: Objective,
     *,
     batch_size: int,
     device: torch.device,
@@ -61,45 +82,77 @@ def predict_logits(
     num_workers: int = 0,
     collate=pad_collate,
     progress: bool = False,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Logits and labels of every sample, in dataset order (``network`` takes ``(inputs, lengths)``)."""
+) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], float | None]:
+    """Every head's logits and targets over ``dataset``, in dataset order, and the mean slice loss.
+
+    ``network`` takes ``(inputs, lengths)`` and returns ``{task: logits}`` (and per-slice logits).
+    """
     from tqdm.auto import tqdm
 
     if len(dataset) == 0:
-        raise DataError("Cannot evaluate on an empty dataset (no scans in this split)")
+        raise DataError("Cannot evaluate on an empty dataset (no samples in this split)")
     indexed = _Indexed(dataset)
     sampler = DistributedSampler(indexed, context.world_size, context.rank, shuffle=False) if context.enabled else None
     loader = DataLoader(indexed, batch_size=batch_size, sampler=sampler, num_workers=num_workers, collate_fn=collate)
     network.eval()
-    logits, labels, indices = [], [], []
-    for inputs, targets, lengths, index in tqdm(
+    logits: dict[str, list] = {name: [] for name in objective.tasks}
+    targets: dict[str, list] = {name: [] for name in objective.tasks}
+    indices, slice_loss = [], torch.zeros(2, dtype=torch.float64)
+    for inputs, batch, lengths, index in tqdm(
         loader, desc="evaluate", unit="batch", leave=False, disable=not (progress and context.is_main)
     ):
+        lengths = lengths.to(device) if lengths is not None else None
         with autocast(device, autocast_dtype):
-            lengths = lengths.to(device) if lengths is not None else None
-            logits.append(network(inputs.to(device), lengths).float().cpu())
-        labels.append(torch.as_tensor(targets))
+            outputs = network(inputs.to(device), lengths)
+        batch = batch_targets(batch, objective.tasks, device)
+        for name in objective.tasks:
+            logits[name].append(outputs[name].float().cpu())
+            targets[name].append(batch[name].cpu())
+        if objective.slices is not None and SLICES in batch:
+            slice_loss += torch.tensor([float(objective.slice_loss(outputs, batch, lengths)) * len(index), len(index)])
         indices.append(index)
-    logits, labels, indices = gather_tensors(context, torch.cat(logits), torch.cat(labels), torch.cat(indices))
-    order = np.unique(indices.numpy(), return_index=True)[1]  # first copy of each index, in index order
-    return logits[order], labels[order]
+    names = list(objective.tasks)
+    gathered = gather_tensors(
+        context,
+        torch.cat(indices),
+        slice_loss,
+        *[torch.cat(logits[n]) for n in names],
+        *[torch.cat(targets[n]) for n in names],
+    )
+    order = np.unique(gathered[0].numpy(), return_index=True)[1]  # first copy of each index, in index order
+    slice_sums = gathered[1].view(-1, 2).sum(0)
+    mean_slice_loss = float(slice_sums[0] / slice_sums[1]) if objective.slices is not None and slice_sums[1] else None
+    outputs_by_task = {n: gathered[2 + i][order] for i, n in enumerate(names)}
+    targets_by_task = {n: gathered[2 + len(names) + i][order] for i, n in enumerate(names)}
+    return outputs_by_task, targets_by_task, mean_slice_loss
 
 
-def make_evaluation(logits: torch.Tensor, labels: torch.Tensor, class_names) -> Evaluation:
-    """Loss (NaN for unlabelled data), metrics and probabilities from logits and labels."""
-    num_classes = logits.shape[1]
-    if (labels >= num_classes).any():
-        bad = sorted(set(labels[labels >= num_classes].tolist()))
-        raise DataError(
-            f"labels {bad} are out of range for a {num_classes}-class model (expected 0..{num_classes - 1})"
-        )
-    loss = float(nn.functional.cross_entropy(logits, labels)) if (labels >= 0).all() else math.nan
-    report = classification_report(labels.numpy(), logits.argmax(1).numpy(), class_names, num_classes=num_classes)
-    return Evaluation(loss, report, logits.softmax(dim=1), labels)
+def make_evaluation(
+    outputs: Mapping[str, torch.Tensor],
+    targets: Mapping[str, torch.Tensor],
+    tasks: Mapping[str, Task],
+    slice_loss: float | None = None,
+) -> Evaluation:
+    """Loss (NaN for unlabelled data), metrics and probabilities from every head's logits and targets."""
+    labelled = any(not bool(task.missing(targets[name]).all()) for name, task in tasks.items())
+    loss = float(Objective(tasks).task_loss(outputs, targets)) if labelled else math.nan
+    if slice_loss is not None:
+        loss += slice_loss
+    probabilities = {name: task.activate(outputs[name]) for name, task in tasks.items()}
+    reports = {
+        name: task.report(probabilities[name].numpy(), targets[name].numpy())
+        for name, task in tasks.items()
+        if labelled
+    }
+    if len(tasks) == 1:
+        (name,) = tasks
+        report = reports.get(name)
+        return Evaluation(loss, report, probabilities[name], targets[name], dict(tasks))
+    return Evaluation(loss, MultiTaskReport(reports), probabilities, dict(targets), dict(tasks))
 
 
 def evaluate(
-    model: SliceSequenceClassifier,
+    model: nn.Module,
     data: Dataset,
     *,
     batch_size: int = 2,
@@ -109,13 +162,35 @@ def evaluate(
     num_workers: int = 0,
     progress: bool = True,
 ) -> Evaluation:
-    """Run ``model`` over ``data`` (in eval mode) and report loss, kappa, accuracy and F1."""
+    """Run a model over labelled data (in eval mode) and report its loss and every head's metrics.
+
+    Args:
+        model: a :class:`~slicevid.SliceSequenceClassifier` or any ``nn.Module`` mapping
+            ``(B, C, D, H, W)`` volumes to logits.
+        data: a dataset of ``(volume, target)`` samples.
+        batch_size: scans per forward pass.
+        device: ``"auto"``, ``"cpu"``, ``"cuda"`` ...
+        amp: ``"auto"`` (bf16 on CUDA), ``"bf16"`` or ``"off"``.
+        class_names: names of a plain module's classes (a slicevid model knows its own).
+        num_workers: DataLoader worker processes.
+        progress: show a progress bar.
+
+    Returns:
+        The :class:`Evaluation`: loss, report (kappa, accuracy and F1 for a classifier; AUCs,
+        quadratic-weighted kappa, errors for other tasks), probabilities and targets.
+
+    Raises:
+        DataError: the data are empty, or their targets do not fit the model's tasks.
+    """
     target = resolve_device(device)
     context = setup_distributed(target)
+    config = describe_model(model, data, class_names)
+    tasks = named_tasks(config.tasks, data, class_names)
     model.to(target)
-    logits, labels = predict_logits(
-        model,
+    outputs, targets, slice_loss = predict_outputs(
+        ModelOutputs(model),
         data,
+        Objective(tasks, slices=config.slice_supervision),
         batch_size=batch_size,
         device=target,
         num_workers=num_workers,
@@ -123,5 +198,4 @@ def evaluate(
         context=context,
         progress=progress,
     )
-    names = class_names_for(model.num_classes, data, class_names, model.config.class_names)
-    return make_evaluation(logits, labels, names)
+    return make_evaluation(outputs, targets, tasks, slice_loss)

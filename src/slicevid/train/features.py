@@ -18,7 +18,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from ..data.batching import pad_collate
+from ..data.batching import SLICES, pad_collate
 from ..devices import autocast
 from ..errors import ConfigError
 from ..model import SliceSequenceClassifier
@@ -31,24 +31,33 @@ class HeadOnly(nn.Module):
         super().__init__()
         self.model = model
 
-    def forward(self, features: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
-        return self.model.forward_head(features, lengths)
+    def forward(self, features: torch.Tensor, lengths: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        return self.model.outputs_from_features(features, lengths)
 
 
 class FeatureDataset(Dataset):
-    """Precomputed slice features ``(D, F)`` with their labels."""
+    """Precomputed slice features ``(D, F)`` with the targets of their samples (and the source's class names)."""
 
-    def __init__(self, features: list[torch.Tensor], labels: torch.Tensor) -> None:
-        self.features, self.labels = features, labels
+    def __init__(self, features: list[torch.Tensor], targets: list, classes: tuple[str, ...] | None = None) -> None:
+        self.features, self.sample_targets, self.classes = features, targets, classes
 
     def __len__(self) -> int:
-        return len(self.labels)
+        return len(self.features)
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
-        return self.features[index], int(self.labels[index])
+    def __getitem__(self, index: int):
+        return self.features[index], self.sample_targets[index]
 
     def depths(self) -> list[int]:
         return [f.shape[0] for f in self.features]
+
+
+def uncollate(targets, depths: list[int]) -> list:
+    """One target per sample from a collated batch (per-slice targets cut to each sample's depth)."""
+    if isinstance(targets, dict):
+        return [
+            {k: (v[i, :depth] if k == SLICES else v[i]) for k, v in targets.items()} for i, depth in enumerate(depths)
+        ]
+    return [value.item() if value.ndim == 0 else value for value in targets]
 
 
 @torch.no_grad()
@@ -74,12 +83,12 @@ def extract_features(
     was_training = model.training
     model.eval()
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers, collate_fn=pad_collate)
-    features, labels = [], []
-    for volumes, targets, lengths in tqdm(loader, desc="features", unit="batch", disable=not progress):
+    features, targets = [], []
+    for volumes, batch_targets, lengths in tqdm(loader, desc="features", unit="batch", disable=not progress):
         with autocast(device, autocast_dtype):
             batch = model.forward_features(volumes.to(device), lengths).float().cpu()
         depths = lengths.tolist() if lengths is not None else [batch.shape[1]] * len(batch)
         features += [sample[:depth].clone() for sample, depth in zip(batch, depths, strict=True)]
-        labels.append(torch.as_tensor(targets))
+        targets += uncollate(batch_targets, depths)
     model.train(was_training)
-    return FeatureDataset(features, torch.cat(labels))
+    return FeatureDataset(features, targets, getattr(dataset, "classes", None))

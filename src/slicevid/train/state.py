@@ -20,8 +20,9 @@ class TrainState:
 
     Attributes:
         epoch: epochs completed.
-        best_epoch: 1-based epoch of the lowest validation loss so far (``None`` before any).
-        best_val_loss: that loss.
+        best_epoch: 1-based epoch of the best monitored value so far (``None`` before any).
+        best_val_loss: that epoch's validation loss.
+        best_score: that epoch's monitored value (the validation loss unless another metric is monitored).
         bad_epochs: epochs since the best one (early stopping counts these).
         history: one row per epoch: ``epoch``, ``train_loss``, ``lr``, ``seconds`` and, with
             validation data, ``val_loss``, ``val_kappa``, ``val_accuracy``.
@@ -33,6 +34,7 @@ class TrainState:
     epoch: int = 0
     best_epoch: int | None = None
     best_val_loss: float = math.inf
+    best_score: float | None = None
     bad_epochs: int = 0
     history: list[dict[str, Any]] = field(default_factory=list)
     stopped: bool = False
@@ -44,12 +46,22 @@ class TrainState:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> TrainState:
-        return cls(**values)
+        return cls(**{k: v for k, v in values.items() if k in cls.__dataclass_fields__})
 
 
 @dataclass
 class FitResult:
-    """What ``fit`` returns; the model itself holds the best weights afterwards."""
+    """What ``fit`` returns; the model itself holds the kept weights afterwards.
+
+    Attributes:
+        history: one row per epoch (see :class:`TrainState`).
+        best_epoch: the kept epoch.
+        best_val_loss: its validation loss.
+        evaluation: the kept weights on the validation data, or ``None`` without it.
+        out_dir: the run folder, if any.
+        stopped_early: early stopping ended the run.
+        config: the trained model's description (heads, class names, thresholds, input, data).
+    """
 
     history: list[dict[str, Any]] = field(default_factory=list)
     best_epoch: int | None = None
@@ -57,7 +69,8 @@ class FitResult:
     evaluation: Any = None
     out_dir: Path | None = None
     stopped_early: bool = False
+    config: Any = None
 
     @classmethod
-    def from_state(cls, state: TrainState, evaluation: Any, out_dir: Path | None) -> FitResult:
-        return cls(state.history, state.best_epoch, state.best_val_loss, evaluation, out_dir, state.stopped)
+    def from_state(cls, state: TrainState, evaluation: Any, out_dir: Path | None, config: Any) -> FitResult:
+        return cls(state.history, state.best_epoch, state.best_val_loss, evaluation, out_dir, state.stopped, config)

@@ -1,4 +1,4 @@
-"""Classification metrics in the challenge's terms: unweighted Cohen's kappa, accuracy, per-class F1.
+"""Single-label classification in the challenge's terms: unweighted Cohen's kappa, accuracy, per-class F1.
 
 All numbers come from scikit-learn; this module only gathers them into one report that
 prints as a table (the paper's Table 1 layout) and saves as JSON. It also holds the class
@@ -7,16 +7,14 @@ statistics both the data and the training side need (balanced class weights).
 
 from __future__ import annotations
 
-import json
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
 
-from ._io import atomic_write_text
-from .errors import ConfigError, DataError
+from ..errors import ConfigError, DataError
+from .base import Report
 
 
 def balanced_class_weights(labels: np.ndarray, num_classes: int) -> torch.Tensor:
@@ -36,7 +34,7 @@ def balanced_class_weights(labels: np.ndarray, num_classes: int) -> torch.Tensor
 
 
 @dataclass(frozen=True)
-class ClassificationReport:
+class ClassificationReport(Report):
     """Metrics of one set of predictions.
 
     Attributes:
@@ -59,6 +57,13 @@ class ClassificationReport:
     def num_samples(self) -> int:
         return int(sum(self.support))
 
+    @property
+    def macro_f1(self) -> float:
+        return float(np.mean(self.f1))
+
+    def metrics(self) -> dict[str, float]:
+        return {"kappa": self.kappa, "accuracy": self.accuracy, "macro_f1": self.macro_f1}
+
     def to_dict(self) -> dict:
         return {**asdict(self), "f1_by_class": dict(zip(self.class_names, self.f1, strict=True))}
 
@@ -74,15 +79,9 @@ class ClassificationReport:
             class_names=tuple(values["class_names"]),
         )
 
-    def save_json(self, path: str | os.PathLike) -> None:
-        atomic_write_text(path, json.dumps(self.to_dict(), indent=2) + "\n")
-
     def to_markdown(self, name: str = "model") -> str:
         """A one-row table in the paper's layout: kappa, accuracy, then F1 per class."""
         return format_table({name: self}, self.class_names)
-
-    def __str__(self) -> str:
-        return self.to_markdown()
 
 
 def classification_report(

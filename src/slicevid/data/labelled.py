@@ -1,0 +1,219 @@
+"""Scans in a folder with targets from a labels CSV, split into training and validation: any task, any classes.
+
+This is the general route for your own data. :class:`~slicevid.data.ImageCLEFTBT` is this
+dataset with the challenge's columns and TB-type numbering; a binary task is
+``LabelledScans(root, "labels.csv", label_column="Finding")``, classes named by the column's
+values; several heads are ``heads={"type": HeadColumns("class", ("TypeOfTB",)), ...}``.
+
+Scans are found wherever they sit under the folder (:func:`find_scans`): NIfTI files at any
+depth, and folders of DICOM files, one series each. A scan's id is its path relative to the
+folder, so per-patient layouts (``P1/ct.nii.gz``, ``P2/ct.nii.gz``) keep their scans apart.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .._registry import check_choice
+from ..errors import DataError, warn_skipped
+from .cache import check_cache_dir
+from .ct import is_nifti
+from .labels import TARGET, HeadColumns, read_label_table, scan_id
+from .provenance import TrainingData
+from .splits import holdout_split
+from .volumes import CTVolumeDataset
+
+SPLITS = ("train", "val", "all", "test")
+
+
+def read_exclusions(exclude: Iterable[str] | str | os.PathLike | None) -> set[str]:
+    """Scan ids to leave out: given directly, or one per line in a text file (``#`` starts a comment)."""
+    if exclude is None:
+        return set()
+    if isinstance(exclude, (str, os.PathLike)):
+        path = Path(exclude)
+        if not path.is_file():
+            raise DataError(f"{path}: exclusion list not found; expected a text file with one scan name per line")
+        exclude = [line.split("#")[0].strip() for line in path.read_text(encoding="utf-8").splitlines()]
+    return {scan_id(name) for name in exclude if name}
+
+
+def resolve_scan(root: Path, name: str) -> Path | None:
+    """The file or DICOM folder for ``name`` under ``root`` (extension optional), or ``None``.
+
+    Symbolic links are followed (data managed by DVC or datalad is links), but the *name*
+    must stay inside ``root``: ``../x.nii.gz`` or an absolute path is refused.
+
+    Raises:
+        DataError: ``name`` points outside ``root``, or names a link that leads nowhere (or in a loop).
+    """
+    base = os.path.normpath(os.path.abspath(root))
+    for candidate in (root / name, root / f"{name}.nii.gz", root / f"{name}.nii"):
+        lexical = os.path.normpath(os.path.abspath(candidate))
+        if os.path.commonpath([base, lexical]) != base:
+            raise DataError(f"{name!r} points outside the scan folder {root}; file names must be inside it")
+        if candidate.is_symlink() and not candidate.exists():
+            raise DataError(f"{candidate}: a broken symbolic link (or a loop of links)")
+        if candidate.exists():
+            return candidate
+    return None
+
+
+def find_scans(root: str | os.PathLike) -> list[Path]:
+    """Every scan under ``root``, sorted: NIfTI files at any depth, and folders holding DICOM files.
+
+    A folder that holds only plain files (no NIfTI, no sub-folders) is one DICOM series; so is
+    ``root`` itself when it is such a folder.
+
+    Raises:
+        DataError: ``root`` is not a folder.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError(f"{root}: scan folder not found")
+    scans: list[Path] = []
+
+    def visit(folder: Path, depth: int) -> bool:
+        entries = sorted(p for p in folder.iterdir() if not p.name.startswith("."))
+        files = [p for p in entries if p.is_file()]
+        folders = [p for p in entries if p.is_dir()]
+        niftis = [p for p in files if is_nifti(p)]
+        if not niftis and not folders and files:
+            scans.append(folder)
+            return True
+        scans.extend(niftis)
+        if depth < 8:  # symlinked folders may loop; real layouts are shallow
+            for sub in folders:
+                visit(sub, depth + 1)
+        return bool(niftis or folders)
+
+    visit(root, 0)
+    return sorted(scans)
+
+
+class LabelledScans(CTVolumeDataset):
+    """Scans with targets from a labels CSV, split into training and validation (stratified).
+
+    Args:
+        root: the scan folder (NIfTI files, DICOM series folders, at any depth).
+        labels_csv: the labels file; ``None`` with ``split="test"`` lists every scan in ``root``
+            unlabelled (targets missing), for prediction.
+        split: ``"train"`` / ``"val"`` (the held-out split), ``"all"`` or ``"test"``.
+        file_column: the CSV column of scan names (paths relative to ``root``, extension optional).
+        label_column: the column of a one-head classifier's classes (names or integers).
+        classes: that classifier's class names in order (default: from the column's values).
+        first_label: the integer of the first class when integers name given classes (1 in the
+            ImageCLEF numbering); ``None``: 0 if the column holds a 0, else 1.
+        heads: several heads, or another kind of target: head name -> :class:`HeadColumns`.
+        val_fraction: validation share of the split.
+        seed: seed of the split.
+        exclude: scans to leave out before splitting: names, or a text file of names.
+        on_error: ``"raise"`` or ``"skip"`` rows whose scan is missing (and scans that fail to load).
+        **kwargs: :class:`CTVolumeDataset` options (``preprocessing``, ``cache_dir``,
+            ``slice_targets``, ``transform``, ``workers`` ...).
+
+    The split is stratified by the first class or level head (missing labels form their own
+    group), and made over the rows in CSV order, like scikit-learn's ``train_test_split``.
+    """
+
+    def __init__(
+        self,
+        root: str | os.PathLike,
+        labels_csv: str | os.PathLike | None = None,
+        split: str = "train",
+        *,
+        file_column: str = "FileName",
+        label_column: str | None = None,
+        classes: Sequence[str] | None = None,
+        first_label: int | None = None,
+        heads: Mapping[str, HeadColumns] | None = None,
+        val_fraction: float = 0.2,
+        seed: int = 0,
+        exclude: Iterable[str] | str | os.PathLike | None = None,
+        on_error: str = "raise",
+        **kwargs: Any,
+    ) -> None:
+        self.split = check_choice("split", split, SPLITS)
+        check_cache_dir(kwargs.get("cache_dir"))
+        root = Path(root)
+        if not root.is_dir():
+            raise DataError(f"{root}: scan folder not found")
+        self.spec = TrainingData(
+            kind="ct",
+            root=str(root),
+            labels_csv=str(labels_csv) if labels_csv is not None else None,
+            file_column=file_column,
+            val_fraction=val_fraction,
+            seed=seed,
+            split_by="stratified",
+            exclude=tuple(sorted(read_exclusions(exclude))),
+        )
+        if labels_csv is None:
+            if split != "test":
+                raise DataError(f"split={split!r} needs labels_csv (--labels-csv); only split='test' runs unlabelled")
+            super().__init__(find_scans(root), None, on_error=on_error, classes=classes, root=root, **kwargs)
+            self.head_names = {TARGET: tuple(classes or ())}
+            return
+        heads = (
+            dict(heads) if heads else {TARGET: HeadColumns("class", (label_column or "label",), classes, first_label)}
+        )
+        table = read_label_table(labels_csv, file_column, heads)
+        self.spec = replace(
+            self.spec,
+            label_columns={head: spec.columns for head, spec in heads.items()},
+            first_label=first_label,
+        )
+        table, skipped = self._locate(root, labels_csv, table, set(self.spec.exclude), on_error)
+        if split in ("train", "val"):
+            stratify = next((table.targets[h] for h, spec in heads.items() if spec.kind in ("class", "level")), None)
+            train, val = holdout_split(len(table.names), val_fraction, seed, stratify=stratify)
+            table = table.select(train if split == "train" else val)
+        sources = [resolve_scan(root, name) for name in table.names]
+        one_classifier = list(heads) == [TARGET]
+        super().__init__(
+            sources,
+            table.targets[TARGET] if one_classifier else None,
+            targets=None if one_classifier else table.targets,
+            on_error=on_error,
+            classes=table.head_names[TARGET] if one_classifier else None,
+            root=root,
+            **kwargs,
+        )
+        self.head_names = table.head_names
+        if skipped:
+            self.skipped = skipped + self.skipped
+            warn_skipped("row(s)", [reason for _, reason in skipped])
+
+    def _locate(self, root: Path, labels_csv, table, excluded: set[str], on_error: str):
+        """The rows whose scans exist (others raise, or are skipped), with excluded scans left out."""
+        unused = excluded - {scan_id(name) for name in table.names}
+        if unused:
+            warnings.warn(f"excluded scan(s) {sorted(unused)} are not in {labels_csv}", stacklevel=3)
+        keep, skipped = [], []
+        for index, name in enumerate(table.names):
+            if scan_id(name) in excluded:
+                continue
+            if resolve_scan(root, name) is None:
+                reason = f"{root / name}: scan listed in {Path(labels_csv).name} not found"
+                if on_error == "raise":
+                    raise DataError(reason)
+                skipped.append((str(root / name), reason))
+                continue
+            keep.append(index)
+        return table.select(keep), skipped
+
+    def data_spec(self) -> TrainingData:
+        """Where this dataset's scans and targets come from, and how they were split."""
+        return self.spec
+
+    def class_counts(self, head: str = TARGET) -> np.ndarray:
+        """Scans per class of a class head in this split (missing labels not counted)."""
+        values = self.labels if self.targets is None else self.targets[head]
+        return np.bincount(values[values >= 0], minlength=len(self.head_names[head]))

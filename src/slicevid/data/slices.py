@@ -1,0 +1,123 @@
+"""Slice targets: which slices of a scan show what, from a table of slice indices or from lesion masks.
+
+Per-slice supervision needs a target for every slice of the *model's input*, while labels are
+written for the scan's own slices. Both sources are turned into a profile over the scan's
+slices, then resampled exactly as the volume is (:meth:`CTPreprocessing.resample_profile`):
+
+* **slice indices** (a CSV column such as ``3;4;5`` or ``3-5``, 0-based, in the scan's own
+  order) give hard 0/1 labels; resampling makes the slices at a lesion's edges fractional;
+* **lesion masks** (a NIfTI volume per scan, in the scan's geometry) give soft labels: each
+  slice's lesion area divided by the largest, i.e. how visible the lesion is on that slice
+  (the "slice visibility" soft labels of the RSNA winners); resampling keeps them soft.
+
+A scan without a target in the source gets NaN targets: its slices are left out of the slice
+loss, never treated as lesion-free.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import DataError
+from .labels import read_csv_rows, scan_id
+
+_RANGE = re.compile(r"^(\d+)\s*-\s*(\d+)$")
+
+
+@dataclass(frozen=True)
+class SliceTargets:
+    """Where a dataset's per-slice targets come from (give exactly one source).
+
+    Attributes:
+        indices: scan id -> 0-based indices of its labelled slices (see :func:`read_slice_indices`).
+        masks: a folder of mask volumes named like the scans (``masks/TRN_0001.nii.gz``).
+        label: the name of what the slices are labelled with.
+    """
+
+    indices: Mapping[str, Sequence[int]] | None = None
+    masks: Path | None = None
+    label: str = "lesion"
+
+    def __post_init__(self) -> None:
+        if (self.indices is None) == (self.masks is None):
+            raise DataError("slice targets need exactly one source: slice indices or a folder of masks")
+        if self.masks is not None:
+            object.__setattr__(self, "masks", Path(self.masks))
+            if not self.masks.is_dir():
+                raise DataError(f"{self.masks}: mask folder not found")
+
+    def key(self, scan: str) -> dict:
+        """What the profile of ``scan`` depends on (for the cache)."""
+        if self.indices is not None:
+            return {"indices": sorted(int(i) for i in self.indices.get(scan, ()))} if scan in self.indices else {}
+        mask = self.mask_path(scan)
+        return {"mask": str(mask), "mtime": mask.stat().st_mtime_ns} if mask is not None else {}
+
+    def mask_path(self, scan: str) -> Path | None:
+        for suffix in (".nii.gz", ".nii"):
+            candidate = self.masks / f"{scan}{suffix}"
+            if candidate.is_file():
+                return candidate
+        return None
+
+    def profile(self, scan: str, depth: int) -> np.ndarray | None:
+        """A value per slice of the scan ``(depth,)`` in [0, 1], or ``None`` when the source has none for it."""
+        if self.indices is not None:
+            if scan not in self.indices:
+                return None
+            indices = np.asarray(list(self.indices[scan]), dtype=np.int64)
+            if len(indices) and (indices.min() < 0 or indices.max() >= depth):
+                raise DataError(f"slice indices {indices.tolist()} of {scan} fall outside its {depth} slices")
+            profile = np.zeros(depth, dtype=np.float32)
+            profile[indices] = 1.0
+            return profile
+        mask = self.mask_path(scan)
+        if mask is None:
+            return None
+        return mask_profile(mask, depth)
+
+
+def mask_profile(path: Path, depth: int) -> np.ndarray:
+    """Each slice's lesion area divided by the largest (0 everywhere for an empty mask)."""
+    import nibabel as nib
+
+    try:
+        array = np.asarray(nib.load(str(path)).dataobj)
+    except Exception as err:  # nibabel raises many types for broken files
+        raise DataError(f"{path}: could not read the mask ({type(err).__name__}: {err})") from err
+    if array.ndim != 3 or array.shape[2] != depth:
+        raise DataError(f"{path}: mask of shape {array.shape} does not match its scan's {depth} slices")
+    area = (array != 0).sum(axis=(0, 1)).astype(np.float32)  # file axes (x, y, z): z is the slice
+    return area / area.max() if area.max() > 0 else area
+
+
+def read_slice_indices(csv_path: str | os.PathLike, file_column: str = "FileName", column: str = "slices") -> dict:
+    """Scan id -> slice indices, from a CSV column of ``3;4;5``, ``3-5`` or ``3-5;9`` (empty: no slice).
+
+    Raises:
+        DataError: a missing column, or a cell that is not a list of indices (the line is named).
+    """
+    csv_path = Path(csv_path)
+    columns, rows = read_csv_rows(csv_path)
+    missing = [c for c in (file_column, column) if c not in columns]
+    if missing:
+        raise DataError(f"{csv_path}: missing column(s) {missing}; found {columns}")
+    table = {}
+    for line, row in rows:
+        indices: list[int] = []
+        for part in filter(None, (p.strip() for p in row[column].split(";"))):
+            match = _RANGE.match(part)
+            if match:
+                indices += range(int(match.group(1)), int(match.group(2)) + 1)
+            elif part.isdigit():
+                indices.append(int(part))
+            else:
+                raise DataError(f"{csv_path}, line {line}: slices {row[column]!r}; expected indices like 3;4;5 or 3-5")
+        table[scan_id(row[file_column])] = indices
+    return table

@@ -1,0 +1,28 @@
+"""Metrics and reports, one kind per kind of target: classes, binary labels, ordered levels, scores.
+
+Every number comes from scikit-learn or SciPy; these modules gather them into reports that print
+as tables and save as JSON, with one interface (:class:`~slicevid.metrics.base.Report`).
+"""
+
+from .base import MultiTaskReport, Report, lower_is_better
+from .classification import ClassificationReport, balanced_class_weights, classification_report, format_table
+from .multilabel import MultilabelReport, best_f1_thresholds, multilabel_report
+from .ordinal import OrdinalReport, ordinal_report
+from .regression import RegressionReport, regression_report
+
+__all__ = [
+    "ClassificationReport",
+    "MultiTaskReport",
+    "MultilabelReport",
+    "OrdinalReport",
+    "RegressionReport",
+    "Report",
+    "balanced_class_weights",
+    "best_f1_thresholds",
+    "classification_report",
+    "format_table",
+    "lower_is_better",
+    "multilabel_report",
+    "ordinal_report",
+    "regression_report",
+]

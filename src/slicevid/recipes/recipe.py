@@ -1,0 +1,242 @@
+"""``Recipe``: every setting of a two-stage experiment (video pretraining, CT fine-tuning) in one object.
+
+A recipe holds the model, the clip settings, the CT preprocessing, both stages' training
+settings, the starting weights and initialisation, the augmentation, the label columns, and
+the configurations to run (the rows of the paper's Table 1: No PT, PT, PT+CW, PT+CW+AUG, or
+any others). Every default comes from the dataclass that owns it (:class:`~slicevid.ModelConfig`,
+:class:`~slicevid.data.ClipSettings`, :class:`~slicevid.data.CTPreprocessing`,
+:class:`~slicevid.train.TrainConfig`); a recipe only says where it differs.
+
+It reads and writes YAML: ``slicevid recipe show NAME`` prints a named recipe in full, and
+``slicevid run RECIPE.yaml`` runs an edited copy.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any, Literal
+
+from .._io import atomic_write_text
+from .._registry import check_literal_fields, suggest
+from ..data.clips import ClipSettings
+from ..data.preprocess import CTPreprocessing
+from ..errors import ConfigError
+from ..model_config import ARCHITECTURE, ModelConfig, SliceExecution
+from ..train.config import TrainConfig, read_config_file
+
+
+@dataclass(frozen=True)
+class Configuration:
+    """One configuration of an experiment: how fine-tuning starts and trains.
+
+    Attributes:
+        pretrained: start from the video-pretrained model (the paper's "PT"); else from new weights.
+        class_weights: balanced class weights in the loss ("CW").
+        augment: train with the recipe's augmentation ("AUG").
+        encoder_weights: a model not pretrained on video starts its encoder from the recipe's
+            encoder weights (ImageNet); ``False`` starts every layer from random weights.
+        frozen_encoder: keep the encoder frozen while fine-tuning (the authors' "No PT" did).
+    """
+
+    pretrained: bool = True
+    class_weights: bool = False
+    augment: bool = False
+    encoder_weights: bool = True
+    frozen_encoder: bool = False
+
+
+PAPER_CONFIGURATIONS = {
+    "No PT": Configuration(pretrained=False),
+    "PT": Configuration(),
+    "PT+CW": Configuration(class_weights=True),
+    "PT+CW+AUG": Configuration(class_weights=True, augment=True),
+}
+"""The paper's Table 1, as slicevid runs it ("No PT" trains every layer, as the paper's text says)."""
+
+
+@dataclass(frozen=True)
+class CTLabels:
+    """Which columns of the labels CSV a recipe reads, and how its classes are numbered.
+
+    Attributes:
+        file_column: the column of scan names.
+        label_column: the column of classes (names or integers).
+        classes: class names in order (``None``: from the column's values).
+        first_label: the integer of the first class when integers name ``classes`` (1 in ImageCLEF's CSV).
+    """
+
+    file_column: str = "FileName"
+    label_column: str = "TypeOfTB"
+    classes: tuple[str, ...] | None = None
+    first_label: int | None = None
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """A complete two-stage experiment.
+
+    Attributes:
+        name: a label for tables and logs.
+        model: the architecture (its heads come from the data: the video and scan classes).
+        encoder_weights: the encoder's starting weights ("imagenet", "keras-imagenet", a file, or null).
+        init: initialisation of the other layers ("pytorch" or "keras", as the authors' model).
+        execution: how slices run through the encoder (memory and speed only).
+        video: how videos become clips.
+        video_classes: the class folders to pretrain on (null: every folder).
+        video_split: how clips split into training and validation: "random", "group" (by UCF
+            scene) or "keras" (the authors' train/test split, then Keras's last 20% for validation).
+        video_val_fraction: the clips' validation share.
+        pretrain_frozen_encoder: freeze the encoder during video pretraining (the paper's, with
+            ImageNet weights); false trains it too (for encoders without pretrained weights).
+        labels: the labels CSV's columns.
+        preprocessing: how scans become inputs.
+        val_fraction: the scans' validation share (the stratified 80/20 split of the paper).
+        test_nan_policy: NaN voxels in test scans: "raise", or "replace" to predict every scan.
+        pretrain: training settings of the video stage.
+        finetune: training settings of the CT stage.
+        augment: the augmentation of configurations with augment: "paper", "notebook" or "torchio".
+        configurations: the configurations to run, by name.
+        submission_ids: ids in submission files: "stem" (TST_0001) or "filename" (TST_0001.nii.gz).
+    """
+
+    name: str = "experiment"
+    model: ModelConfig = field(default_factory=ModelConfig)
+    encoder_weights: str | None = "imagenet"
+    init: Literal["pytorch", "keras"] = "pytorch"
+    execution: SliceExecution = field(default_factory=SliceExecution)
+    video: ClipSettings = field(default_factory=ClipSettings)
+    video_classes: tuple[str, ...] | None = None
+    video_split: Literal["random", "group", "keras"] = "random"
+    video_val_fraction: float = 0.2
+    pretrain_frozen_encoder: bool = True
+    labels: CTLabels = field(default_factory=CTLabels)
+    preprocessing: CTPreprocessing = field(default_factory=CTPreprocessing)
+    val_fraction: float = 0.2
+    test_nan_policy: Literal["raise", "replace"] = "replace"
+    pretrain: TrainConfig = field(default_factory=TrainConfig)
+    finetune: TrainConfig = field(default_factory=TrainConfig)
+    augment: Literal["paper", "notebook", "torchio"] = "paper"
+    configurations: dict[str, Configuration] = field(default_factory=lambda: dict(PAPER_CONFIGURATIONS))
+    submission_ids: Literal["stem", "filename"] = "stem"
+
+    def __post_init__(self) -> None:
+        check_literal_fields(self)
+        if not self.configurations:
+            raise ConfigError("configurations", "must name at least one configuration to run")
+        if self.video_classes is not None:
+            object.__setattr__(self, "video_classes", tuple(self.video_classes))
+
+    @property
+    def needs_pretraining(self) -> bool:
+        return any(c.pretrained for c in self.configurations.values())
+
+    def replace(self, **changes: Any) -> Recipe:
+        return replace(self, **changes)
+
+    def with_seed(self, seed: int) -> Recipe:
+        """This recipe with both stages seeded by ``seed`` (splits, initialisation, shuffling)."""
+        return replace(self, pretrain=replace(self.pretrain, seed=seed), finetune=replace(self.finetune, seed=seed))
+
+    # ------------------------------------------------------------------ YAML
+    def to_dict(self) -> dict[str, Any]:
+        """Every setting, nested by the dataclass that owns it (what ``recipe show`` prints)."""
+        values: dict[str, Any] = {}
+        for item in fields(self):
+            value = getattr(self, item.name)
+            if item.name == "model":
+                value = {name: getattr(value, name) for name in ARCHITECTURE}
+            elif item.name == "preprocessing":
+                value = value.params()
+            elif item.name == "configurations":
+                value = {name: asdict(config) for name, config in value.items()}
+            elif hasattr(value, "to_dict"):
+                value = value.to_dict()
+            elif hasattr(value, "__dataclass_fields__"):
+                value = asdict(value)
+            values[item.name] = value
+        for stage in ("pretrain", "finetune"):
+            for runtime in ("out_dir", "resume", "overwrite"):  # the runner sets these per stage
+                values[stage].pop(runtime)
+        return _plain(values)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any], source: str = "recipe") -> Recipe:
+        """Build a recipe from :meth:`to_dict`'s form; missing settings keep their defaults.
+
+        Raises:
+            ConfigError: an unknown setting (with close names) or an invalid value, naming ``source``.
+        """
+        _check_keys(values, [f.name for f in fields(cls)], source)
+        parsed: dict[str, Any] = dict(values)
+        nested = {
+            "model": (ModelConfig, list(ARCHITECTURE)),
+            "execution": (SliceExecution, None),
+            "video": (ClipSettings, None),
+            "labels": (CTLabels, None),
+        }
+        try:
+            for key, (kind, allowed) in nested.items():
+                if key in values:
+                    parsed[key] = _build(kind, values[key], f"{source}: {key}", allowed)
+            if "preprocessing" in values:
+                _check_keys(
+                    values["preprocessing"], [f.name for f in fields(CTPreprocessing)], f"{source}: preprocessing"
+                )
+                parsed["preprocessing"] = CTPreprocessing.from_params(
+                    {**CTPreprocessing().params(), **values["preprocessing"]}
+                )
+            for stage in ("pretrain", "finetune"):
+                if stage in values:
+                    parsed[stage] = TrainConfig.from_dict(values[stage], source=f"{source}: {stage}")
+            if "configurations" in values:
+                parsed["configurations"] = {
+                    name: _build(Configuration, config or {}, f"{source}: configurations: {name}")
+                    for name, config in values["configurations"].items()
+                }
+            return cls(**parsed)
+        except ConfigError:
+            raise
+        except (TypeError, ValueError) as err:
+            raise ConfigError(f"{source}:", str(err)) from err
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write the recipe as YAML, atomically."""
+        atomic_write_text(path, self.to_yaml())
+        return Path(path)
+
+    def to_yaml(self) -> str:
+        import yaml
+
+        return yaml.safe_dump(self.to_dict(), sort_keys=False, width=100)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> Recipe:
+        """Read a recipe written by :meth:`save` (or edited by hand)."""
+        return cls.from_dict(read_config_file(path), source=str(path))
+
+
+def _build(kind: type, values: Any, source: str, allowed: list[str] | None = None):
+    if not isinstance(values, dict):
+        raise ConfigError(f"{source}:", f"expected a mapping of settings, got {values!r}")
+    _check_keys(values, allowed or [f.name for f in fields(kind)], source)
+    converted = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
+    return kind(**converted)
+
+
+def _check_keys(values: Any, known: list[str], source: str) -> None:
+    if not isinstance(values, dict):
+        raise ConfigError(f"{source}:", f"expected a mapping of settings, got {type(values).__name__}")
+    unknown = sorted(set(values) - set(known))
+    if unknown:
+        raise ConfigError(f"{source}:", f"unknown setting(s) {unknown}.{suggest(unknown[0], known)} Valid: {known}")
+
+
+def _plain(value: Any) -> Any:
+    """Tuples as lists, recursively (YAML's safe dumper writes plain lists only)."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value

@@ -1,0 +1,86 @@
+"""Any model as the trainer sees it: a module whose forward returns ``{task name: logits}``.
+
+``fit``, ``evaluate`` and ``predict_scans`` accept a :class:`~slicevid.SliceSequenceClassifier`
+or any ``nn.Module`` that maps ``(B, C, D, H, W)`` volumes to logits (a MONAI 3D CNN, a
+torchvision video network ...). Such a module is trained by exactly the same loop, data,
+augmentation, optimiser, schedule and epoch selection; it gives up what it does not offer:
+padded batches of different depths (unless its forward takes ``lengths``), slice importance,
+and a saved :class:`~slicevid.ModelConfig` that rebuilds it by name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+
+import torch
+from torch import Tensor, nn
+from torch.utils.data import Dataset
+
+from ..aggregators import takes_lengths
+from ..errors import ConfigError
+from ..model import SliceSequenceClassifier
+from ..model_config import ModelConfig
+from ..tasks import TARGET, Multiclass, Task
+from .datasets import class_names_for, first_input
+
+
+class ModelOutputs(nn.Module):
+    """Calls ``model`` and returns its outputs as a dict by task name (what DDP and ``torch.compile`` wrap).
+
+    Args:
+        model: a :class:`~slicevid.SliceSequenceClassifier` or any volume-to-logits module.
+    """
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+        self.takes_lengths = isinstance(model, SliceSequenceClassifier) or takes_lengths(model)
+
+    def forward(self, volumes: Tensor, lengths: Tensor | None = None) -> dict[str, Tensor]:
+        if isinstance(self.model, SliceSequenceClassifier):
+            return self.model.forward_outputs(volumes, lengths)
+        if lengths is not None and not self.takes_lengths:
+            raise ConfigError(
+                f"model {type(self.model).__name__}",
+                "cannot read a padded batch of scans of different depths (its forward takes no lengths); "
+                "resample every scan to one depth",
+            )
+        outputs = self.model(volumes) if lengths is None else self.model(volumes, lengths)
+        return dict(outputs) if isinstance(outputs, dict) else {TARGET: outputs}
+
+
+def describe_model(model: nn.Module, dataset: Dataset, class_names: Sequence[str] | None = None) -> ModelConfig:
+    """The :class:`ModelConfig` of a model about to be trained on ``dataset``.
+
+    A slicevid model has its own; a plain module that carries a ``config`` attribute (a
+    ``ModelConfig``) provides one; any other plain module gets one multi-class head, its class
+    count read from one forward pass of the first sample, and no architecture names.
+    """
+    config = getattr(model, "config", None)
+    if isinstance(config, ModelConfig):
+        return config
+    volume = first_input(dataset)
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        logits = ModelOutputs(model)(volume[None].float())[TARGET]
+    model.train(was_training)
+    if logits.ndim != 2:
+        shape = tuple(logits.shape)
+        raise ConfigError(f"model {type(model).__name__}", f"must return logits (B, classes), got {shape}")
+    names = class_names_for(logits.shape[1], dataset, class_names)
+    return ModelConfig(encoder=None, aggregator=None, tasks={TARGET: Multiclass(names)}, in_channels=volume.shape[0])
+
+
+def named_tasks(
+    tasks: Mapping[str, Task], dataset: Dataset | None, class_names: Sequence[str] | None = None
+) -> dict[str, Task]:
+    """The tasks, a one-head classifier's classes named: ``class_names``, else the dataset's, else its own."""
+    tasks = dict(tasks)
+    if len(tasks) == 1:
+        ((name, task),) = tasks.items()
+        if isinstance(task, Multiclass):
+            names = class_names_for(task.outputs, dataset, class_names, task.classes)
+            tasks[name] = replace(task, classes=names)
+    return tasks
