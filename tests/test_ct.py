@@ -127,30 +127,35 @@ def test_4d_nifti_with_time_is_refused(tmp_path):
     assert load_ct(single)[0].shape == (6, 8, 8)
 
 
-def test_multiframe_dicom_reads_frames_as_depth(tmp_path):
-    import shutil
-
+def multiframe_ct(path, **changes):
+    """pydicom's RT dose grid (15 frames), relabelled as a CT: a real multi-frame file with frame offsets."""
+    import pydicom
     from pydicom.data import get_testdata_file
+    from pydicom.uid import CTImageStorage
 
+    dataset = pydicom.dcmread(get_testdata_file("rtdose.dcm"))
+    dataset.Modality, dataset.SOPClassUID = "CT", CTImageStorage
+    dataset.file_meta.MediaStorageSOPClassUID = CTImageStorage
+    for key, value in changes.items():
+        setattr(dataset, key, value)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    dataset.save_as(path)
+    return path
+
+
+def test_multiframe_dicom_reads_frames_as_depth(tmp_path):
     folder = tmp_path / "dose"
-    folder.mkdir()
-    shutil.copy(get_testdata_file("rtdose.dcm"), folder / "rtdose.dcm")
-    for path in (folder, folder / "rtdose.dcm"):
+    multiframe_ct(folder / "frames.dcm")
+    for path in (folder, folder / "frames.dcm"):
         volume, spacing = load_ct(path)
         assert volume.shape == (15, 10, 10) and np.allclose(spacing, (5.0, 10.0, 10.0))
 
 
 def test_multiframe_dicom_with_uneven_frames_is_refused(tmp_path):
-    import pydicom
-    from pydicom.data import get_testdata_file
-
-    dataset = pydicom.dcmread(get_testdata_file("rtdose.dcm"))
-    offsets = [float(v) for v in dataset.GridFrameOffsetVector]
+    offsets = [5.0 * k for k in range(15)]
     offsets[7] += 2.0
-    dataset.GridFrameOffsetVector = offsets
-    dataset.save_as(tmp_path / "uneven.dcm")
     with pytest.raises(DataError, match="not evenly spaced"):
-        load_ct(tmp_path / "uneven.dcm")
+        load_ct(multiframe_ct(tmp_path / "uneven.dcm", GridFrameOffsetVector=offsets))
 
 
 def test_native_and_spacing_resampling(tmp_path, volume):

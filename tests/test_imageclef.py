@@ -164,8 +164,8 @@ def test_corrupt_scan_skipped_when_caching(tmp_path, phantoms):
     (scans / "TRN_0002.nii.gz").write_bytes(b"\x1f\x8b truncated")
     csv = tmp_path / "labels.csv"
     csv.write_text("FileName,TypeOfTB\nTRN_0001.nii.gz,1\nTRN_0002.nii.gz,2\n")
-    with pytest.raises(DataError, match="TRN_0002.nii.gz: could not read"):
+    with pytest.raises(DataError, match="TRN_0002.nii.gz: damaged gzip data"):
         ImageCLEFTBT(scans, csv, split="all", preprocessing=SMALL)[1]
     with pytest.warns(UserWarning, match="Skipped 1 scan"):
         ds = ImageCLEFTBT(scans, csv, split="all", preprocessing=SMALL, cache_dir=tmp_path / "c", on_error="skip")
-    assert ds.file_ids == ["TRN_0001"] and "could not read" in ds.skipped[0][1]
+    assert ds.file_ids == ["TRN_0001"] and "damaged gzip data" in ds.skipped[0][1]

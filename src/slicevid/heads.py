@@ -3,7 +3,8 @@
 * :class:`TaskHeads`: a shared hidden layer (Dense 1024 + ReLU in the paper) and one output
   layer per task. A one-task model keeps the paper's layout (``head.hidden``, ``head.classifier``),
   so checkpoints of earlier versions and the authors' converted weights load unchanged; a model
-  with several tasks has ``head.classifier.<task>``.
+  with several tasks has ``head.classifier.task_<name>`` (prefixed, because a task may well be
+  called ``type``, a name ``nn.Module`` keeps for itself).
 * :class:`SliceHead`: one linear layer on the aggregator's per-slice outputs, giving slice
   logits ``(B, D, labels)``; padded slices get ``-inf``-free zeros and are masked wherever used.
   It can pool the slice logits into a scan-level task: the maximum over real slices, or a
@@ -38,19 +39,25 @@ class TaskHeads(nn.Module):
         if len(tasks) == 1:
             self.classifier: nn.Module = nn.Linear(hidden, next(iter(tasks.values())).outputs)
         else:
-            self.classifier = nn.ModuleDict(OrderedDict((n, nn.Linear(hidden, t.outputs)) for n, t in tasks.items()))
+            layers = ((_key(n), nn.Linear(hidden, t.outputs)) for n, t in tasks.items())
+            self.classifier = nn.ModuleDict(OrderedDict(layers))
 
     def forward(self, pooled: Tensor) -> dict[str, Tensor]:
         hidden = self.act(self.hidden(pooled))
         if isinstance(self.classifier, nn.ModuleDict):
-            return {name: layer(hidden) for name, layer in self.classifier.items()}
+            return {name: self.classifier[_key(name)](hidden) for name in self.task_names}
         return {self.task_names[0]: self.classifier(hidden)}
 
     def output_layers(self) -> dict[str, nn.Linear]:
         """Each task's output layer, by name."""
         if isinstance(self.classifier, nn.ModuleDict):
-            return dict(self.classifier.items())
+            return {name: self.classifier[_key(name)] for name in self.task_names}
         return {self.task_names[0]: self.classifier}
+
+
+def _key(task: str) -> str:
+    """The module name of a task's output layer."""
+    return f"task_{task}"
 
 
 class SliceHead(nn.Module):

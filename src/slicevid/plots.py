@@ -85,14 +85,22 @@ def plot_confusion_matrix(
     return _save(fig, path)
 
 
+def _slices(volume: np.ndarray, what: str) -> np.ndarray:
+    """A ``(D, H, W)`` array from a ``(D, H, W)`` or ``(1, D, H, W)`` volume (one slice deep too)."""
+    volume = np.asarray(volume)
+    if volume.ndim == 4 and volume.shape[0] == 1:
+        volume = volume[0]
+    if volume.ndim != 3:
+        raise ConfigError(f"{what} volume", f"must be (D, H, W) or (1, D, H, W), got shape {volume.shape}")
+    return volume
+
+
 def plot_slice_montage(
     volume: np.ndarray, path: str | os.PathLike, *, num_slices: int = 12, columns: int = 6, title: str = ""
 ) -> Path:
     """Evenly spaced slices of a ``(D, H, W)`` or ``(1, D, H, W)`` volume in [0, 1], in order."""
     plt = _pyplot()
-    volume = np.asarray(volume).squeeze()
-    if volume.ndim != 3:
-        raise ConfigError("plot_slice_montage volume", f"must be (D, H, W), got shape {volume.shape}")
+    volume = _slices(volume, "plot_slice_montage")
     picks = np.linspace(0, volume.shape[0] - 1, min(num_slices, volume.shape[0])).round().astype(int)
     rows = int(np.ceil(len(picks) / columns))
     fig, axes = plt.subplots(rows, columns, figsize=(1.6 * columns, 1.7 * rows + 0.4), squeeze=False)
@@ -115,10 +123,8 @@ def plot_slice_importance(
     with its index and share; the curve beside it shows the importance of every slice.
     """
     plt = _pyplot()
-    volume = np.asarray(volume).squeeze()
+    volume = _slices(volume, "plot_slice_importance")
     importance = np.asarray(importance, dtype=np.float64)[: volume.shape[0]]
-    if volume.ndim != 3:
-        raise ConfigError("plot_slice_importance volume", f"must be (D, H, W), got shape {volume.shape}")
     picks = np.sort(np.argsort(-importance, kind="stable")[: min(num_slices, volume.shape[0])])
     columns = 4
     rows = int(np.ceil(len(picks) / columns))

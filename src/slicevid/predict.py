@@ -267,6 +267,7 @@ def predict_scans(
     num_workers: int = 0,
     tta: Sequence[str] = (),
     class_names: Sequence[str] | None = None,
+    series: str | int | None = None,
 ) -> list[Prediction]:
     """Predict every scan in ``inputs`` with a saved model (or a model instance).
 
@@ -284,6 +285,7 @@ def predict_scans(
         num_workers: DataLoader worker processes that read and preprocess scans.
         tta: test-time augmentations to average over: ``"flip"``, ``"reverse"`` (see the module docs).
         class_names: names of a plain module's classes (a slicevid model knows its own).
+        series: in a DICOM folder that holds several series, the one to read (UID or number).
 
     Returns:
         One :class:`Prediction` per scan, in the order the scans were found.
@@ -315,7 +317,7 @@ def predict_scans(
                 "preprocessing.size", f"{preprocessing.size} does not match the model's {config.preprocessing.size}"
             )
     sources, ids = expand_inputs(inputs)
-    dataset = CTVolumeDataset(sources, ids=ids, preprocessing=preprocessing, cache_dir=cache_dir)
+    dataset = CTVolumeDataset(sources, ids=ids, preprocessing=preprocessing, cache_dir=cache_dir, series=series)
     order = _batches(dataset, batch_size)
     loader = DataLoader(dataset, batch_sampler=order, num_workers=num_workers, collate_fn=pad_collate)
     predictions: dict[int, Prediction] = {}

@@ -34,6 +34,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ._registry import check_choice
+from .data.labels import HeadColumns
 from .errors import ConfigError, DataError
 from .metrics import (
     Report,
@@ -489,3 +490,29 @@ class SliceSupervision:
 
     def to_dict(self) -> dict[str, Any]:
         return {"labels": list(self.labels), "weight": self.weight, "pool_into": self.pool_into, "pool": self.pool}
+
+
+def tasks_from_columns(
+    heads: Mapping[str, HeadColumns],
+    names: Mapping[str, Sequence[str]],
+    flip_pairs: Sequence[Sequence[str]] = (),
+) -> dict[str, Task]:
+    """The tasks that learn what a labels CSV's heads hold: classes, 0/1 labels, levels or scores.
+
+    Args:
+        heads: per head, the kind of its columns (:class:`~slicevid.data.HeadColumns`).
+        names: per head, its class, label or level names as the data gave them.
+        flip_pairs: label pairs that swap in a left-right flip (for multi-label heads that hold both).
+    """
+    tasks: dict[str, Task] = {}
+    for name, spec in heads.items():
+        if spec.kind == "class":
+            tasks[name] = Multiclass(tuple(names[name]))
+        elif spec.kind == "binary":
+            pairs = [tuple(p) for p in flip_pairs if set(p) <= set(names[name])]
+            tasks[name] = Multilabel(tuple(names[name]), flip_pairs=pairs)
+        elif spec.kind == "level":
+            tasks[name] = Ordinal(tuple(names[name]))
+        else:
+            tasks[name] = Regression(name=spec.columns[0])
+    return tasks

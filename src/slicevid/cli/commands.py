@@ -216,6 +216,7 @@ def cmd_predict(args: argparse.Namespace) -> None:
         batch_size=args.batch_size,
         num_workers=args.num_workers,
         tta=[t.strip() for t in (args.tta or "").split(",") if t.strip()],
+        series=args.series,
     )
     say(",".join(["file_id", "file", *result_columns(model.tasks)]), *(",".join(result_row(row)) for row in rows))
     if args.out:

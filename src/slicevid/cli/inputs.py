@@ -21,7 +21,7 @@ from ..data.preprocess import VARIABLE_DEPTH
 from ..data.slices import read_slice_indices
 from ..errors import ConfigError
 from ..model_config import ARCHITECTURE, SliceExecution
-from ..tasks import Multiclass, Multilabel, Ordinal, Regression, SliceSupervision, Task
+from ..tasks import SliceSupervision, Task, tasks_from_columns
 from .options import dataclass_from_args
 
 TASK_KINDS = {"multiclass": "class", "multilabel": "binary", "ordinal": "level", "regression": "number"}
@@ -94,18 +94,7 @@ def _parse_head(text: str) -> tuple[str, HeadColumns]:
 def tasks_for(dataset: LabelledScans, heads: dict[str, HeadColumns], args: argparse.Namespace) -> dict[str, Task]:
     """The model's tasks for a labelled dataset's heads, with its class, label and level names."""
     pairs = [tuple(p.split(":")) for p in (args.flip_pairs or "").split(",") if p]
-    tasks: dict[str, Task] = {}
-    for name, spec in heads.items():
-        names = dataset.head_names[name]
-        if spec.kind == "class":
-            tasks[name] = Multiclass(names)
-        elif spec.kind == "binary":
-            tasks[name] = Multilabel(names, flip_pairs=[p for p in pairs if set(p) <= set(names)])
-        elif spec.kind == "level":
-            tasks[name] = Ordinal(names)
-        else:
-            tasks[name] = Regression(name=spec.columns[0])
-    return tasks
+    return tasks_from_columns(heads, dataset.head_names, pairs)
 
 
 def preprocessing(args: argparse.Namespace) -> CTPreprocessing:

@@ -382,6 +382,11 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
         "reverse (slice order)",
     )
     pred.add_argument("--cache-dir", default=None, help="keep preprocessed scans in this folder")
+    pred.add_argument(
+        "--series",
+        default=None,
+        help="in a DICOM folder of several series, the one to read: its UID or its number in the error that lists them",
+    )
     pred.add_argument("--device", default="auto", help="'auto', 'cpu', 'cuda' or 'cuda:N'")
     _add_checked_preprocessing(pred)
     _add_import_option(pred)

@@ -27,6 +27,7 @@ from ..errors import ConfigError, DataError
 ArrayT = TypeVar("ArrayT", np.ndarray, torch.Tensor)
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
 DICOM_SUFFIXES = (".dcm", ".dicom")
+"""Names that mark DICOM files (others are recognised by their content)."""
 DEFAULT_HU_WINDOW = (-1000.0, 400.0)
 NAN_POLICIES = ("raise", "replace")
 
@@ -45,44 +46,68 @@ def load_ct(
     rotate90: bool = False,
     nan_policy: str = "raise",
     nan_value: float = DEFAULT_HU_WINDOW[0],
+    series: str | int | None = None,
 ) -> tuple[np.ndarray, tuple[float, float, float]]:
     """Read a CT scan in Hounsfield units.
 
     Args:
-        path: a ``.nii`` / ``.nii.gz`` file, a folder holding one DICOM series, or one
-            multi-frame DICOM file (or a folder holding only that file).
+        path: a ``.nii`` / ``.nii.gz`` file, a folder holding one DICOM series (or one
+            multi-frame file), or one multi-frame DICOM file.
         rotate90: rotate every axial slice as the ViPTT-Net reference did (see module docs).
         nan_policy: ``"raise"`` a :class:`DataError` on NaN or infinite voxels, or ``"replace"``
             them by ``nan_value`` with a warning that names the file and the count.
         nan_value: the replacement value, in HU (air by default).
+        series: the series to read from a folder that holds several (its UID, or its number
+            in the error message that lists them).
 
     Returns:
         ``(volume, spacing)``: float32 ``(D, H, W)`` in HU, and voxel spacing ``(d, h, w)`` in mm.
 
     Raises:
-        DataError: the path is missing or unreadable, the image is not one 3D volume, its
-            geometry cannot be trusted, or it holds NaN/inf voxels under ``nan_policy="raise"``.
+        DataError: the path is missing, not a regular file or folder, unreadable, not one 3D
+            volume (a single slice, a colour image, a non-image DICOM object), holds several
+            DICOM series, its geometry cannot be trusted, or it holds NaN/inf voxels under
+            ``nan_policy="raise"``. See :mod:`slicevid.data.dicom` for every DICOM case.
     """
+    from . import dicom
+
     if nan_policy not in NAN_POLICIES:
         raise ConfigError("nan_policy", f"must be one of {NAN_POLICIES}, got {nan_policy!r}")
     path = check_scan_path(path)
-    multiframe = _multiframe_file(path)
-    if multiframe is not None:
-        volume, spacing = _read_multiframe(multiframe)
-    elif path.is_dir():
-        volume, spacing = _file_axes_to_dhw(path, *_read_with_monai(path, reader="PydicomReader"))
+    if path.is_dir():
+        files = [p for p in path.iterdir() if p.is_file() and not p.name.startswith(".")]
+        single = files[0] if len(files) == 1 else None
+        header = dicom.read_header(single) if single is not None else None
+        if header is not None and dicom.frame_count(header, single) > 1:
+            volume, spacing = dicom.read_multiframe(single, header)
+        else:
+            volume, spacing = dicom.read_series(path, series)
     elif is_nifti(path):
+        check_nifti_file(path)
         volume, spacing = _file_axes_to_dhw(path, *_read_with_monai(path, reader="NibabelReader"))
-    elif is_dicom_file(path):
-        raise DataError(f"{path}: a single-frame DICOM file is one slice; pass the folder holding the whole series")
     else:
-        raise DataError(f"{path}: expected a .nii/.nii.gz file, a DICOM series folder or a multi-frame DICOM file")
-    if min(volume.shape) < 2:
-        raise DataError(f"{path}: expected a 3D volume, got an array of shape {volume.shape}")
+        header = _dicom_or_refuse(path)
+        if dicom.frame_count(header, path) < 2:
+            dicom.check_image(header, path)
+            raise DataError(f"{path}: a single-frame DICOM file is one slice; pass the folder holding the whole series")
+        volume, spacing = dicom.read_multiframe(path, header)
+    if volume.ndim != 3 or min(volume.shape) < 2:
+        raise DataError(f"{path}: expected a 3D volume, got an array of shape {volume.shape} (one slice?)")
     volume = _check_finite(path, volume, nan_policy, nan_value)
     if rotate90:  # np.rot90 of an (x, y) slice is (y, x) flipped vertically: rows still run along y.
         volume = np.rot90(volume.transpose(2, 1, 0), k=1, axes=(0, 1)).transpose(2, 0, 1)
     return np.ascontiguousarray(volume, dtype=np.float32), spacing
+
+
+def _dicom_or_refuse(path: Path):
+    from .dicom import read_header
+
+    try:
+        return read_header(path)
+    except DataError:
+        raise DataError(
+            f"{path}: expected a .nii/.nii.gz file, a DICOM series folder or a multi-frame DICOM file"
+        ) from None
 
 
 def check_scan_path(path: str | os.PathLike) -> Path:
@@ -103,12 +128,36 @@ def check_scan_path(path: str | os.PathLike) -> Path:
     return path
 
 
+def check_nifti_file(path: Path) -> None:
+    """Refuse what is not a NIfTI file before a reader tries: wrong compression for the name, no NIfTI header."""
+    import gzip
+
+    with open(path, "rb") as handle:
+        compressed = handle.read(2) == b"\x1f\x8b"
+    if path.name.lower().endswith(".gz") and not compressed:
+        raise DataError(f"{path}: named .nii.gz but not gzip-compressed; a .nii file renamed?")
+    if not path.name.lower().endswith(".gz") and compressed:
+        raise DataError(f"{path}: gzip-compressed data named .nii; rename it .nii.gz")
+    try:
+        with (gzip.open if compressed else open)(path, "rb") as handle:
+            size = handle.read(4)
+    except (OSError, EOFError) as err:
+        raise DataError(f"{path}: damaged gzip data ({err})") from err
+    if len(size) < 4 or (
+        int.from_bytes(size, "little") not in (348, 540) and int.from_bytes(size, "big") not in (348, 540)
+    ):
+        raise DataError(f"{path}: not a NIfTI file (no NIfTI-1 or NIfTI-2 header)")
+
+
 def scan_depth_and_spacing(path: str | os.PathLike) -> tuple[int, tuple[float, float, float]]:
-    """A scan's slice count and spacing ``(d, h, w)`` in mm, from its header when the format allows."""
+    """A scan's slice count and spacing ``(d, h, w)`` in mm, from its header(s) alone where the format allows."""
+    from .dicom import series_depth
+
     path = check_scan_path(path)
     if is_nifti(path):
         import nibabel as nib
 
+        check_nifti_file(path)
         try:
             header = nib.load(str(path)).header
         except Exception as err:  # nibabel raises many types for broken files
@@ -117,6 +166,9 @@ def scan_depth_and_spacing(path: str | os.PathLike) -> tuple[int, tuple[float, f
         if len(shape) < 3:
             raise DataError(f"{path}: expected a 3D volume, got an image of shape {shape}")
         return int(shape[2]), (float(zooms[2]), float(zooms[1]), float(zooms[0]))
+    files = [p for p in path.iterdir() if p.is_file() and not p.name.startswith(".")] if path.is_dir() else []
+    if path.is_dir() and len(files) > 1:
+        return series_depth(path)
     volume, spacing = load_ct(path)
     return volume.shape[0], spacing
 
@@ -157,113 +209,14 @@ def _read_with_monai(path: Path, reader: str) -> tuple[np.ndarray, np.ndarray]:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             image, meta = loader(str(path))
-    except Exception as err:  # MONAI wraps nibabel/pydicom/zlib errors several layers deep
+    except Exception as err:  # MONAI wraps nibabel/zlib errors several layers deep
         cause = err.__cause__ or err
-        raise DataError(f"{path}: could not read the scan ({type(cause).__name__}: {cause})") from err
+        first = (str(cause).strip().splitlines() or [""])[0][:200]
+        raise DataError(f"{path}: could not read the scan ({type(cause).__name__}: {first})") from err
     array = image.numpy() if isinstance(image, torch.Tensor) else np.asarray(image)
     affine = meta.get("original_affine", meta.get("affine"))
     affine = np.eye(4) if affine is None else np.asarray(affine)
     return array, affine
-
-
-def _multiframe_file(path: Path) -> Path | None:
-    """The multi-frame DICOM file ``path`` is (or a folder's only file), else ``None``."""
-    if path.is_dir():
-        files = [p for p in path.iterdir() if p.is_file() and not p.name.startswith(".")]
-        candidate = files[0] if files else None
-    else:
-        candidate = path if is_dicom_file(path) else None
-    if candidate is None:
-        return None
-    header = _dicom_header(candidate)
-    if header is None or int(header.get("NumberOfFrames", 1) or 1) <= 1:
-        return None
-    if path.is_dir() and len(files) > 1:
-        raise DataError(
-            f"{path}: holds {len(files)} files, and {candidate.name} is a multi-frame DICOM of "
-            f"{header.NumberOfFrames} frames; expected one series of single-frame files or one "
-            "multi-frame file"
-        )
-    return candidate
-
-
-def _dicom_header(path: Path):
-    import pydicom
-
-    try:
-        return pydicom.dcmread(str(path), stop_before_pixels=True)
-    except Exception:  # not DICOM at all: the series reader reports it with context
-        return None
-
-
-def _read_multiframe(path: Path) -> tuple[np.ndarray, tuple[float, float, float]]:
-    """Frames as depth, rescaled to HU, with the frame spacing from the file's frame geometry."""
-    import pydicom
-
-    try:
-        dataset = pydicom.dcmread(str(path))
-        frames = np.asarray(dataset.pixel_array, dtype=np.float32)
-    except Exception as err:
-        raise DataError(f"{path}: could not read the multi-frame DICOM ({type(err).__name__}: {err})") from err
-    if frames.ndim != 3:
-        raise DataError(f"{path}: expected grayscale frames (frames, rows, columns), got shape {frames.shape}")
-    slope = float(dataset.get("RescaleSlope", 1) or 1)
-    intercept = float(dataset.get("RescaleIntercept", 0) or 0)
-    rows, columns = _pixel_spacing(path, dataset)
-    depth = _frame_spacing(path, dataset, frames.shape[0])
-    return frames * slope + intercept, (depth, rows, columns)
-
-
-def _shared_group(dataset, sequence: str):
-    shared = dataset.get("SharedFunctionalGroupsSequence")
-    if shared and sequence in shared[0]:
-        return shared[0][sequence][0]
-    return None
-
-
-def _pixel_spacing(path: Path, dataset) -> tuple[float, float]:
-    spacing = dataset.get("PixelSpacing")
-    measures = _shared_group(dataset, "PixelMeasuresSequence")
-    if spacing is None and measures is not None:
-        spacing = measures.get("PixelSpacing")
-    if spacing is None or len(spacing) != 2:
-        raise DataError(f"{path}: multi-frame DICOM without PixelSpacing; its geometry cannot be trusted")
-    return float(spacing[0]), float(spacing[1])
-
-
-def _frame_spacing(path: Path, dataset, count: int) -> float:
-    """Distance between frames (mm): from frame offsets or per-frame positions, which must be uniform."""
-    positions = None
-    if dataset.get("GridFrameOffsetVector") is not None:
-        positions = np.asarray(dataset.GridFrameOffsetVector, dtype=np.float64)[:, None]
-    elif dataset.get("PerFrameFunctionalGroupsSequence") is not None:
-        try:
-            positions = np.asarray(
-                [
-                    frame.PlanePositionSequence[0].ImagePositionPatient
-                    for frame in dataset.PerFrameFunctionalGroupsSequence
-                ],
-                dtype=np.float64,
-            )
-        except (AttributeError, IndexError, KeyError):
-            positions = None
-    if positions is not None and len(positions) == count and count > 1:
-        steps = np.linalg.norm(np.diff(positions, axis=0), axis=1)
-        if steps.min() <= 0 or np.ptp(steps) > 0.01 * steps.mean():
-            raise DataError(
-                f"{path}: frames are not evenly spaced (steps from {steps.min():g} to {steps.max():g} mm); "
-                "resample the series before loading it"
-            )
-        return float(steps.mean())
-    measures = _shared_group(dataset, "PixelMeasuresSequence")
-    for source in (dataset, measures):
-        value = source.get("SpacingBetweenSlices") if source is not None else None
-        if value:
-            return float(value)
-    raise DataError(
-        f"{path}: multi-frame DICOM of {count} frames without frame positions or slice spacing; "
-        "its geometry cannot be trusted"
-    )
 
 
 def hu_window(volume: ArrayT, lo: float = DEFAULT_HU_WINDOW[0], hi: float = DEFAULT_HU_WINDOW[1]) -> ArrayT:

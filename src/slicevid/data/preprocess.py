@@ -93,9 +93,11 @@ class CTPreprocessing:
         """Rebuild from :meth:`params` output."""
         return cls(**{**values, "size": tuple(values["size"]), "window": tuple(values["window"])})
 
-    def __call__(self, path: str | os.PathLike) -> np.ndarray:
-        """Load and preprocess one scan to float32 ``(D, H, W)`` in [0, 1]."""
-        volume, spacing = load_ct(path, rotate90=self.rotate90, nan_policy=self.nan_policy, nan_value=self.window[0])
+    def __call__(self, path: str | os.PathLike, series: str | int | None = None) -> np.ndarray:
+        """Load and preprocess one scan to float32 ``(D, H, W)`` in [0, 1] (``series``: see :func:`load_ct`)."""
+        volume, spacing = load_ct(
+            path, rotate90=self.rotate90, nan_policy=self.nan_policy, nan_value=self.window[0], series=series
+        )
         return self.apply(volume, spacing)
 
     def apply(self, volume_hu: np.ndarray, spacing: tuple[float, float, float] | None = None) -> np.ndarray:

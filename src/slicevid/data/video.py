@@ -94,7 +94,7 @@ class VideoClipDataset(Dataset):
         self.classes = tuple(classes)
         self.cache = VolumeCache(cache_dir) if cache_dir is not None else None
         self.skipped: list[tuple[str, str]] = []
-        from tqdm.auto import tqdm
+        from tqdm import tqdm
 
         self.files, labels_kept, self.frame_counts, self.fps = [], [], [], []
         pairs = list(zip(files, labels, strict=True))

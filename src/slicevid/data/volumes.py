@@ -46,6 +46,8 @@ class CTVolumeDataset(Dataset):
         classes: class names of ``labels``, in label order.
         root: the folder the sources sit in; ids are paths relative to it (``P1/ct``), else file names.
         ids: each source's id, given outright (instead of ``root``).
+        series: in DICOM folders that hold several series, the one to read (its UID, or its
+            number in the error that lists them).
         slice_targets: where per-slice targets come from.
     """
 
@@ -65,11 +67,13 @@ class CTVolumeDataset(Dataset):
         root: str | os.PathLike | None = None,
         slice_targets: SliceTargets | None = None,
         ids: Sequence[str] | None = None,
+        series: str | int | None = None,
     ) -> None:
         self.on_error = check_choice("on_error", on_error, ON_ERROR)
         self.sources = [Path(s) for s in sources]
         self.root = Path(root) if root is not None else None
         self._ids = list(ids) if ids is not None else None
+        self.series = series
         if labels is not None and targets is not None:
             raise ConfigError("labels", "and targets exclude each other")
         self.labels = np.full(len(self.sources), -1, dtype=np.int64) if labels is None else np.asarray(labels, np.int64)
@@ -122,9 +126,10 @@ class CTVolumeDataset(Dataset):
         """The preprocessed float32 ``(D, H, W)`` volume of scan ``index``."""
         source = self.sources[index]
         if self.cache is None:
-            volume = self.preprocessing(source)
+            volume = self.preprocessing(source, self.series)
         else:
-            volume = self.cache.get(source, self.preprocessing.params(), lambda: self.preprocessing(source))
+            params = {**self.preprocessing.params(), "series": self.series}
+            volume = self.cache.get(source, params, lambda: self.preprocessing(source, self.series))
         self._depths[index] = volume.shape[0]
         return volume
 
@@ -172,7 +177,7 @@ class CTVolumeDataset(Dataset):
         Returns:
             ``(file, reason)`` of every scan skipped so far.
         """
-        from tqdm.auto import tqdm
+        from tqdm import tqdm
 
         def attempt(index: int) -> str | None:
             try:

@@ -4,7 +4,7 @@ Every number comes from scikit-learn or SciPy; these modules gather them into re
 as tables and save as JSON, with one interface (:class:`~slicevid.metrics.base.Report`).
 """
 
-from .base import MultiTaskReport, Report, lower_is_better
+from .base import MultiTaskReport, Report, lower_is_better, metrics_table, report_from_dict
 from .classification import ClassificationReport, balanced_class_weights, classification_report, format_table
 from .multilabel import MultilabelReport, best_f1_thresholds, multilabel_report
 from .ordinal import OrdinalReport, ordinal_report
@@ -22,7 +22,9 @@ __all__ = [
     "classification_report",
     "format_table",
     "lower_is_better",
+    "metrics_table",
     "multilabel_report",
     "ordinal_report",
     "regression_report",
+    "report_from_dict",
 ]

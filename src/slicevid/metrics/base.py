@@ -18,8 +18,16 @@ LOWER_IS_BETTER = ("loss", "mae", "rmse")
 """Metric name endings for which smaller values are better (everything else: larger)."""
 
 
+REPORT_KINDS: dict[str, type] = {}
+"""Report classes by name, to rebuild a report from its JSON (:func:`report_from_dict`)."""
+
+
 class Report:
     """Base of the report types; subclasses are frozen dataclasses."""
+
+    def __init_subclass__(cls, **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        REPORT_KINDS[cls.__name__] = cls
 
     @property
     def num_samples(self) -> int:
@@ -35,12 +43,42 @@ class Report:
     def to_markdown(self, name: str = "model") -> str:
         raise NotImplementedError
 
+    def as_json(self) -> dict:
+        """:meth:`to_dict` tagged with the report's kind (what :func:`report_from_dict` reads back)."""
+        return {"kind": type(self).__name__, **self.to_dict()}
+
+    @classmethod
+    def from_dict(cls, values: dict) -> Report:
+        """Rebuild a report from :meth:`to_dict` output (lists become tuples)."""
+        names = cls.__dataclass_fields__
+        return cls(**{k: _tuples(v) for k, v in values.items() if k in names})
+
     def save_json(self, path: str | os.PathLike, **context: object) -> None:
         """Write :meth:`to_dict` (plus ``context``: the split, the epoch ...) as JSON, atomically."""
         atomic_write_text(path, json.dumps({**context, **self.to_dict()}, indent=2) + "\n")
 
     def __str__(self) -> str:
         return self.to_markdown()
+
+
+def _tuples(value):
+    return tuple(_tuples(v) for v in value) if isinstance(value, list) else value
+
+
+def report_from_dict(values: dict) -> Report:
+    """A report from :meth:`Report.as_json` output (untagged: a classification report, as older files hold)."""
+    values = dict(values)
+    return REPORT_KINDS[values.pop("kind", "ClassificationReport")].from_dict(values)
+
+
+def metrics_table(reports: dict[str, Report]) -> str:
+    """A Markdown table of each report's headline metrics, one row per name."""
+    columns = list(dict.fromkeys(key for report in reports.values() for key in report.metrics()))
+    lines = ["| method | " + " | ".join(columns) + " |", "|" + "---|" * (len(columns) + 1)]
+    for name, report in reports.items():
+        values = report.metrics()
+        lines.append(f"| {name} | " + " | ".join(cell(values.get(c)) for c in columns) + " |")
+    return "\n".join(lines)
 
 
 def lower_is_better(metric: str) -> bool:
@@ -50,7 +88,7 @@ def lower_is_better(metric: str) -> bool:
 
 def cell(value: float | None) -> str:
     """A table cell: two decimals, or "n/a" for an undefined metric."""
-    return "n/a" if value is None else f"{value:.2f}"
+    return "n/a" if value is None or value != value else f"{value:.2f}"
 
 
 @dataclass(frozen=True)
@@ -72,7 +110,11 @@ class MultiTaskReport(Report):
         return {f"{task}_{k}": v for task, report in self.reports.items() for k, v in report.metrics().items()}
 
     def to_dict(self) -> dict:
-        return {"tasks": {task: report.to_dict() for task, report in self.reports.items()}}
+        return {"reports": {task: report.as_json() for task, report in self.reports.items()}}
+
+    @classmethod
+    def from_dict(cls, values: dict) -> MultiTaskReport:
+        return cls({task: report_from_dict(report) for task, report in values["reports"].items()})
 
     def to_markdown(self, name: str = "model") -> str:
         return "\n\n".join(f"**{task}**\n\n{report.to_markdown(name)}" for task, report in self.reports.items())

@@ -67,18 +67,6 @@ class ClassificationReport(Report):
     def to_dict(self) -> dict:
         return {**asdict(self), "f1_by_class": dict(zip(self.class_names, self.f1, strict=True))}
 
-    @classmethod
-    def from_dict(cls, values: dict) -> ClassificationReport:
-        """Rebuild a report from :meth:`to_dict` output (e.g. a saved ``report.json``)."""
-        return cls(
-            kappa=float(values["kappa"]),
-            accuracy=float(values["accuracy"]),
-            f1=tuple(values["f1"]),
-            confusion=tuple(tuple(row) for row in values["confusion"]),
-            support=tuple(values["support"]),
-            class_names=tuple(values["class_names"]),
-        )
-
     def to_markdown(self, name: str = "model") -> str:
         """A one-row table in the paper's layout: kappa, accuracy, then F1 per class."""
         return format_table({name: self}, self.class_names)

@@ -21,9 +21,11 @@ from typing import Any, Literal
 from .._io import atomic_write_text
 from .._registry import check_literal_fields, suggest
 from ..data.clips import ClipSettings
+from ..data.labels import TARGET, HeadColumns
 from ..data.preprocess import CTPreprocessing
 from ..errors import ConfigError
 from ..model_config import ARCHITECTURE, ModelConfig, SliceExecution
+from ..tasks import SliceSupervision
 from ..train.config import TrainConfig, read_config_file
 
 
@@ -62,15 +64,32 @@ class CTLabels:
 
     Attributes:
         file_column: the column of scan names.
-        label_column: the column of classes (names or integers).
+        label_column: the column of classes (names or integers) of a one-head classifier.
         classes: class names in order (``None``: from the column's values).
         first_label: the integer of the first class when integers name ``classes`` (1 in ImageCLEF's CSV).
+        heads: several heads, or another kind of target, instead of the classifier: head name ->
+            ``{kind: class | binary | level | number, columns: [...], names: [...]}``.
     """
 
     file_column: str = "FileName"
     label_column: str = "TypeOfTB"
     classes: tuple[str, ...] | None = None
     first_label: int | None = None
+    heads: dict[str, HeadColumns] | None = None
+
+    def __post_init__(self) -> None:
+        if self.heads is not None:
+            heads = {name: h if isinstance(h, HeadColumns) else HeadColumns(**h) for name, h in self.heads.items()}
+            object.__setattr__(self, "heads", heads)
+
+    def head_columns(self) -> dict[str, HeadColumns]:
+        """The heads the CSV feeds (one classifier unless ``heads`` says otherwise)."""
+        return self.heads or {TARGET: HeadColumns("class", (self.label_column,), self.classes, self.first_label)}
+
+    def to_dict(self) -> dict[str, Any]:
+        values = asdict(self)
+        values["heads"] = {n: asdict(h) for n, h in self.heads.items()} if self.heads else None
+        return values
 
 
 @dataclass(frozen=True)
@@ -91,6 +110,7 @@ class Recipe:
         pretrain_frozen_encoder: freeze the encoder during video pretraining (the paper's, with
             ImageNet weights); false trains it too (for encoders without pretrained weights).
         labels: the labels CSV's columns.
+        slice_supervision: a per-slice head trained from the slice targets given to the runner, if any.
         preprocessing: how scans become inputs.
         val_fraction: the scans' validation share (the stratified 80/20 split of the paper).
         test_nan_policy: NaN voxels in test scans: "raise", or "replace" to predict every scan.
@@ -112,6 +132,7 @@ class Recipe:
     video_val_fraction: float = 0.2
     pretrain_frozen_encoder: bool = True
     labels: CTLabels = field(default_factory=CTLabels)
+    slice_supervision: SliceSupervision | None = None
     preprocessing: CTPreprocessing = field(default_factory=CTPreprocessing)
     val_fraction: float = 0.2
     test_nan_policy: Literal["raise", "replace"] = "replace"
@@ -190,6 +211,10 @@ class Recipe:
             for stage in ("pretrain", "finetune"):
                 if stage in values:
                     parsed[stage] = TrainConfig.from_dict(values[stage], source=f"{source}: {stage}")
+            if values.get("slice_supervision") is not None:
+                parsed["slice_supervision"] = _build(
+                    SliceSupervision, values["slice_supervision"], f"{source}: slice_supervision"
+                )
             if "configurations" in values:
                 parsed["configurations"] = {
                     name: _build(Configuration, config or {}, f"{source}: configurations: {name}")

@@ -25,14 +25,16 @@ import torch
 
 from .._io import atomic_write_text
 from ..data.labelled import LabelledScans
+from ..data.slices import SliceTargets
 from ..data.ucf import ucf50
 from ..errors import DataError, RunFolderError
-from ..metrics import ClassificationReport, format_table
+from ..metrics import ClassificationReport, Report, format_table, metrics_table, report_from_dict
 from ..model import SliceSequenceClassifier, create_model
 from ..model_config import ARCHITECTURE
 from ..plots import plot_confusion_matrix
 from ..predict import predict_scans, write_submission
 from ..presets import apply_init
+from ..tasks import tasks_from_columns
 from ..train import TrainConfig, evaluate, finetune, pretrain
 from ..train.checkpoint import LAST_CHECKPOINT
 from .recipe import Configuration, Recipe
@@ -57,8 +59,8 @@ class RecipeResult:
         submissions: per configuration, its submission file (unlabelled test scans).
     """
 
-    reports: dict[str, ClassificationReport] = field(default_factory=dict)
-    val_reports: dict[str, ClassificationReport] = field(default_factory=dict)
+    reports: dict[str, Report] = field(default_factory=dict)
+    val_reports: dict[str, Report] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
     pretrain_val_accuracy: float | None = None
     out_dir: Path | None = None
@@ -82,6 +84,8 @@ def run_recipe(
     test_scans: str | os.PathLike | None = None,
     test_labels_csv: str | os.PathLike | None = None,
     exclude: str | os.PathLike | None = None,
+    slice_targets: SliceTargets | None = None,
+    pretrained: str | os.PathLike | None = None,
     cache_dir: str | os.PathLike | None = None,
     progress: bool = True,
 ) -> RecipeResult:
@@ -97,6 +101,10 @@ def run_recipe(
         test_scans: held-out scans to score each configuration on.
         test_labels_csv: their labels (without them, each configuration writes a submission).
         exclude: scans to leave out before the split (a text file of names).
+        slice_targets: where the scans' per-slice targets come from (needed with the recipe's
+            slice supervision).
+        pretrained: a pretrained model's folder (``save_pretrained``) to fine-tune instead of
+            pretraining here: experiments that differ only after pretraining can share one.
         cache_dir: where preprocessed scans and decoded clips are kept (``out/cache`` by default);
             experiments on the same data can share one.
         progress: show progress bars and stage lines.
@@ -109,34 +117,35 @@ def run_recipe(
         DataError: missing data for a stage, or data the stages cannot use.
     """
     out = Path(out)
-    if recipe.needs_pretraining and videos is None:
+    if recipe.needs_pretraining and videos is None and pretrained is None:
         raise DataError("the recipe pretrains on video (a configuration is pretrained): pass the videos (--videos)")
+    if (recipe.slice_supervision is None) != (slice_targets is None):
+        raise DataError("slice supervision needs slice targets, and slice targets need the recipe's slice supervision")
     _claim_folder(out, recipe)
     cache = Path(cache_dir) if cache_dir is not None else out / "cache"
     say = print if progress else (lambda *_: None)
     result = RecipeResult(out_dir=out)
-    pretrained = None
-    if recipe.needs_pretraining:
+    if recipe.needs_pretraining and pretrained is None:
         done = " (already done)" if (out / "pretrain" / DONE).is_file() else ""
         say(f"[pretraining] {recipe.name}: {videos}{done}")
         pretrained, result.pretrain_val_accuracy, result.seconds["pretraining"] = _pretrain(
             recipe, Path(videos), out / "pretrain", cache / "clips", progress
         )
-    data = _ct_data(recipe, scans, labels_csv, exclude, cache / "volumes", progress)
+    data = _ct_data(recipe, scans, labels_csv, exclude, slice_targets, cache / "volumes", progress)
     test = _test_data(recipe, test_scans, test_labels_csv, cache / "volumes") if test_scans else None
+    tasks = tasks_from_columns(recipe.labels.head_columns(), data[0].head_names)
     for name, configuration in recipe.configurations.items():
         folder = stage_folder(out, name)
         say(f"[fine-tuning] {name}" + (" (already done)" if (folder / DONE).is_file() else ""))
-        record = _finetune(recipe, configuration, data, folder, pretrained, progress)
+        record = _finetune(recipe, configuration, data, tasks, folder, pretrained, progress)
         result.seconds[name] = record["seconds"]
-        result.val_reports[name] = ClassificationReport.from_dict(record["report"])
+        result.val_reports[name] = report_from_dict(record["report"])
         if test is not None:
             _score_on_test(recipe, name, folder, test, test_labels_csv is not None, result)
     result.scored_on = "test" if test is not None and test_labels_csv is not None else "validation"
     if result.scored_on == "validation":
         result.reports = dict(result.val_reports)
-    names = next(iter(result.reports.values())).class_names
-    result.table = format_table(result.reports, names)
+    result.table = _table(result.reports)
     _write_results(out, recipe, result)
     return result
 
@@ -159,11 +168,19 @@ def _stage_config(settings: TrainConfig, folder: Path, progress: bool) -> TrainC
     return replace(settings, out_dir=str(folder), resume=(folder / LAST_CHECKPOINT).is_file(), progress=progress)
 
 
-def _new_model(recipe: Recipe, num_classes: int, encoder_weights: bool = True) -> SliceSequenceClassifier:
+def _table(reports: dict[str, Report]) -> str:
+    """The paper's table layout for classifiers, the headline metrics for any other task."""
+    if all(isinstance(report, ClassificationReport) for report in reports.values()):
+        return format_table(reports, next(iter(reports.values())).class_names)
+    return metrics_table(reports)
+
+
+def _new_model(recipe: Recipe, heads: dict, encoder_weights: bool = True) -> SliceSequenceClassifier:
+    """A model of the recipe's architecture, its heads given (``num_classes=`` or ``tasks=``), seeded."""
     torch.manual_seed(recipe.finetune.seed)
     weights = recipe.encoder_weights if encoder_weights else None
     model = create_model(
-        num_classes=num_classes,
+        **heads,
         encoder_weights=weights,
         slice_chunk=recipe.execution.slice_chunk,
         checkpoint_slices=recipe.execution.checkpoint_slices,
@@ -188,7 +205,7 @@ def _pretrain(recipe: Recipe, videos: Path, folder: Path, cache: Path, progress:
     }
     train, val = ucf50(videos, split="train", **common), ucf50(videos, split="val", **common)
     started = time.perf_counter()
-    model = _new_model(recipe, len(train.classes))
+    model = _new_model(recipe, {"num_classes": len(train.classes)})
     config = _stage_config(recipe.pretrain, folder, progress)
     fitted = pretrain(model, train, val, config, freeze_encoder=recipe.pretrain_frozen_encoder)
     seconds = round(time.perf_counter() - started, 1)
@@ -197,13 +214,12 @@ def _pretrain(recipe: Recipe, videos: Path, folder: Path, cache: Path, progress:
     return folder / "best", accuracy, seconds
 
 
-def _ct_data(recipe: Recipe, scans, labels_csv, exclude, cache: Path, progress: bool):
+def _ct_data(recipe: Recipe, scans, labels_csv, exclude, slice_targets, cache: Path, progress: bool):
     """Training and validation scans, preprocessed into the cache up front."""
     kwargs = {
         "file_column": recipe.labels.file_column,
-        "label_column": recipe.labels.label_column,
-        "classes": recipe.labels.classes,
-        "first_label": recipe.labels.first_label,
+        "heads": recipe.labels.head_columns(),
+        "slice_targets": slice_targets,
         "val_fraction": recipe.val_fraction,
         "seed": recipe.finetune.seed,
         "exclude": exclude,
@@ -224,15 +240,16 @@ def _test_data(recipe: Recipe, test_scans, test_labels_csv, cache: Path) -> Labe
         test_labels_csv,
         "all" if test_labels_csv else "test",
         file_column=labels.file_column,
-        label_column=labels.label_column,
+        heads=labels.head_columns() if test_labels_csv else None,
         classes=labels.classes,
-        first_label=labels.first_label,
         preprocessing=preprocessing,
         cache_dir=cache,
     )
 
 
-def _finetune(recipe: Recipe, configuration: Configuration, data, folder: Path, pretrained, progress: bool) -> dict:
+def _finetune(
+    recipe: Recipe, configuration: Configuration, data, tasks: dict, folder: Path, pretrained, progress: bool
+) -> dict:
     """Fine-tune one configuration (or read its finished record)."""
     if (folder / DONE).is_file():
         return json.loads((folder / DONE).read_text())
@@ -242,15 +259,12 @@ def _finetune(recipe: Recipe, configuration: Configuration, data, folder: Path, 
         class_weights=configuration.class_weights,
         augment=recipe.augment if configuration.augment else "none",
     )
-    start = (
-        pretrained
-        if configuration.pretrained
-        else _new_model(recipe, len(train.classes), configuration.encoder_weights)
-    )
+    heads = {"tasks": tasks, "slice_supervision": recipe.slice_supervision}
+    start = pretrained if configuration.pretrained else _new_model(recipe, heads, configuration.encoder_weights)
     started = time.perf_counter()
-    _, fitted = finetune(start, train, val, settings, freeze_encoder=configuration.frozen_encoder)
+    _, fitted = finetune(start, train, val, settings, **heads, freeze_encoder=configuration.frozen_encoder)
     record = {
-        "report": fitted.evaluation.report.to_dict(),
+        "report": fitted.evaluation.report.as_json(),
         "best_epoch": fitted.best_epoch,
         "seconds": round(time.perf_counter() - started, 1),
     }
@@ -265,8 +279,9 @@ def _score_on_test(recipe: Recipe, name: str, folder: Path, test, labelled: bool
     if labelled:
         report = evaluate(model, test, batch_size=recipe.finetune.batch_size, device=device, progress=False).report
         result.reports[name] = report
-        title = f"{name}, test scans: kappa {report.kappa:.2f}, accuracy {report.accuracy:.2f}"
-        plot_confusion_matrix(report.confusion, report.class_names, folder / "test-confusion.png", title=title)
+        if isinstance(report, ClassificationReport):
+            title = f"{name}, test scans: kappa {report.kappa:.2f}, accuracy {report.accuracy:.2f}"
+            plot_confusion_matrix(report.confusion, report.class_names, folder / "test-confusion.png", title=title)
         report.save_json(folder / "test-report.json", split="test", samples=report.num_samples)
         return
     rows = predict_scans(model, [test.root], preprocessing=test.preprocessing, cache_dir=test.cache.root, device=device)
@@ -276,10 +291,9 @@ def _score_on_test(recipe: Recipe, name: str, folder: Path, test, labelled: bool
 def _write_results(out: Path, recipe: Recipe, result: RecipeResult) -> None:
     results = {
         name: {
-            "kappa": report.kappa,
-            "accuracy": report.accuracy,
-            "f1": dict(zip(report.class_names, report.f1, strict=True)),
-            "val_kappa": result.val_reports[name].kappa,
+            **report.metrics(),
+            **({"f1": report.to_dict()["f1_by_class"]} if isinstance(report, ClassificationReport) else {}),
+            **{f"val_{k}": v for k, v in result.val_reports[name].metrics().items()},
         }
         for name, report in result.reports.items()
     }

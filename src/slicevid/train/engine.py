@@ -190,7 +190,7 @@ class _Trainer:
 
     # ------------------------------------------------------------------ one epoch
     def train_epoch(self, epoch: int) -> float:
-        from tqdm.auto import tqdm
+        from tqdm import tqdm  # not tqdm.auto: its asyncio base starts a DataLoader an extra time
 
         torch.manual_seed(self.config.seed + epoch)  # dropout and any model randomness
         augment_rng = torch.Generator().manual_seed(10_007 * (self.config.seed + 1) + epoch)

@@ -87,7 +87,7 @@ def predict_outputs(
 
     ``network`` takes ``(inputs, lengths)`` and returns ``{task: logits}`` (and per-slice logits).
     """
-    from tqdm.auto import tqdm
+    from tqdm import tqdm  # not tqdm.auto: its asyncio base starts a DataLoader an extra time
 
     if len(dataset) == 0:
         raise DataError("Cannot evaluate on an empty dataset (no samples in this split)")

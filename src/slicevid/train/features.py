@@ -72,7 +72,7 @@ def extract_features(
     progress: bool = False,
 ) -> FeatureDataset:
     """Encode every sample of ``dataset`` once with the (frozen) adapter and encoder."""
-    from tqdm.auto import tqdm
+    from tqdm import tqdm  # not tqdm.auto: its asyncio base starts a DataLoader an extra time
 
     if not model.features_frozen:
         raise ConfigError(

@@ -10,7 +10,17 @@ the same primitives appearing, growing and moving across frames. That gives vide
 pretraining something to transfer, the premise of ViPTT-Net, on data small enough for a CPU.
 """
 
-from .phantoms import make_phantom, write_tb_phantoms
+from .phantoms import make_findings_phantom, make_phantom, write_tb_phantoms
+from .report import mask_folder, write_report_phantoms
 from .videos import make_action_clip, write_action_videos, write_video
 
-__all__ = ["make_action_clip", "make_phantom", "write_action_videos", "write_tb_phantoms", "write_video"]
+__all__ = [
+    "make_action_clip",
+    "make_findings_phantom",
+    "make_phantom",
+    "mask_folder",
+    "write_action_videos",
+    "write_report_phantoms",
+    "write_tb_phantoms",
+    "write_video",
+]

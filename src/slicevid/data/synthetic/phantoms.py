@@ -103,8 +103,33 @@ def make_phantom(
 
     With ``return_lesion`` also returns the boolean mask of voxels the lesion changed.
     """
-    if label not in range(len(TB_CLASSES)):
-        raise ConfigError("label", f"must be 0..{len(TB_CLASSES) - 1}, got {label}")
+    volume, lesions = make_findings_phantom([(label, None)], shape, rng)
+    return (volume, lesions > 0) if return_lesion else volume
+
+
+LUNG_SIDES = ("right", "left")
+"""The lungs in array order (radiological convention: the patient's right lung at the image's left)."""
+
+
+def make_findings_phantom(
+    lesions: Sequence[tuple[int, int | None]], shape: tuple[int, int, int], rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """A phantom ``(D, H, W)`` in HU with several lesions, and a map of which lesion changed each voxel.
+
+    The map holds ``pattern + 1`` where a lesion changed a voxel (the later lesion where two
+    overlap) and 0 elsewhere.
+
+    Args:
+        lesions: ``(pattern 0..4, lung)`` pairs, the lung an index into :data:`LUNG_SIDES` or
+            ``None`` for either (a pattern then picks its lung at random, as :func:`make_phantom`).
+        shape: ``(depth, height, width)``.
+        rng: the random generator.
+    """
+    for label, side in lesions:
+        if label not in range(len(TB_CLASSES)) or side not in (None, 0, 1):
+            raise ConfigError(
+                "lesions", f"must be (pattern 0..{len(TB_CLASSES) - 1}, lung 0, 1 or None), got {lesions}"
+            )
     grid = _Grid(shape)
     volume = np.full(shape, AIR_HU, dtype=np.float32)
     body_ry, body_rx = 110 * rng.uniform(0.92, 1.08), 150 * rng.uniform(0.92, 1.08)
@@ -124,11 +149,13 @@ def make_phantom(
     ]:
         box, airway = grid.segment(start, end, radius)
         volume[box][airway] = AIR_HU
-    before = volume.copy()
-    _LESIONS[label](volume, grid, lungs, lung_mask, rng)
-    lesion = volume != before
+    lesion_map = np.zeros(shape, dtype=np.uint8)
+    for label, side in lesions:
+        before = volume.copy()
+        _LESIONS[label](volume, grid, lungs if side is None else [lungs[side]], lung_mask, rng)
+        lesion_map[volume != before] = label + 1
     volume += rng.normal(0.0, rng.uniform(15, 40), size=shape).astype(np.float32)
-    return (volume, lesion) if return_lesion else volume
+    return volume, lesion_map
 
 
 def _consolidation(volume, grid, lungs, lung_mask, rng) -> None:
@@ -207,6 +234,10 @@ def write_tb_phantoms(
     import nibabel as nib
 
     root = Path(root)
+    if len(shape) != 3 or min(shape) < 2:
+        raise ConfigError("shape", f"must be three sizes of at least 2 (depth, height, width), got {tuple(shape)}")
+    if depths is not None and not 2 <= depths[0] <= depths[1]:
+        raise ConfigError("depths", f"must be (low, high) with 2 <= low <= high, got {depths}")
     root.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
     counts = [n_per_class] * len(TB_CLASSES) if isinstance(n_per_class, int) else list(n_per_class)
