@@ -10,7 +10,7 @@ BIN    := $(VENV)/bin
 venv:
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e ".[dev,docs]"
+	$(BIN)/python -m pip install -q -e ".[dev,docs,deploy,tensorboard]"
 
 demo: venv
 	$(BIN)/slicevid demo

@@ -90,9 +90,12 @@ class RecurrentAggregator(nn.Module):
         )
         self.num_directions = 2 if bidirectional else 1
         self.out_features = self.sequence_features = hidden_size * self.num_directions
+        self.unpacked = False  # set while exporting: see _run_unpacked
 
     def _run(self, sequence: Tensor, lengths: Tensor | None) -> tuple[Tensor, Tensor]:
         """Per-step outputs ``(B, D, out)`` (zero at padding) and the readout ``(B, out)``."""
+        if self.unpacked:
+            return self._run_unpacked(sequence, lengths)
         # cuDNN RNNs under bf16/fp16 lose accuracy over long sequences: run them in float32.
         with without_autocast(sequence.device):
             inputs = sequence.float()
@@ -107,6 +110,36 @@ class RecurrentAggregator(nn.Module):
         top = hidden[-self.num_directions :]  # (directions, B, H) of the last layer, in the original order
         return outputs, top.transpose(0, 1).reshape(sequence.shape[0], self.out_features)
 
+    def _run_unpacked(self, sequence: Tensor, lengths: Tensor | None) -> tuple[Tensor, Tensor]:
+        """:meth:`_run` without packed sequences, for graph export (ONNX, ``torch.export``).
+
+        The forward direction reads the real slices first, so its outputs there are the packed
+        ones: all its layers run as the RNN itself. A bidirectional RNN runs layer by layer,
+        its backward direction on each volume's real slices in reverse (padding stays at the
+        end), so that it too starts at the volume's last real slice. In eval mode the results
+        equal the packed path's up to float rounding.
+        """
+        steps = torch.ones_like(sequence[..., 0], dtype=torch.long).cumsum(1) - 1  # (B, D): 0 .. D-1
+        lengths = lengths.to(steps) if lengths is not None else steps[:, -1] + 1
+        valid = steps < lengths[:, None]
+        mirror = torch.where(valid, lengths[:, None] - 1 - steps, steps)  # reverses each volume's real slices
+        hidden, inputs = self.rnn.hidden_size, sequence.float()
+        if self.num_directions == 1:
+            per_step = self.rnn(inputs)[0]
+        else:
+            per_step = inputs
+            for layer in range(self.rnn.num_layers):
+                forward = _recurrence(self.rnn, _weights(self.rnn, f"_l{layer}"), per_step)
+                backward = _recurrence(self.rnn, _weights(self.rnn, f"_l{layer}_reverse"), _reorder(per_step, mirror))
+                per_step = torch.cat([forward, _reorder(backward, mirror)], dim=-1)
+        per_step = per_step * valid[..., None]
+        if self.readout == "mean":
+            return per_step, masked_mean(per_step, lengths)
+        last = per_step.gather(1, (lengths - 1)[:, None, None].expand(-1, 1, per_step.shape[-1]))[:, 0]
+        if self.num_directions == 2:  # the backward direction ends at the first slice
+            last = torch.cat([last[:, :hidden], per_step[:, 0, hidden:]], dim=-1)
+        return per_step, last
+
     def forward(self, sequence: Tensor, lengths: Tensor | None = None) -> Tensor:
         return self._run(sequence, lengths)[1]
 
@@ -114,6 +147,24 @@ class RecurrentAggregator(nn.Module):
         """``(readout, per-step outputs)``: the hidden state at every slice too."""
         outputs, readout = self._run(sequence, lengths)
         return readout, outputs
+
+
+def _weights(rnn: nn.LSTM | nn.GRU, suffix: str) -> list[Tensor]:
+    """One layer's and direction's weights, in the order the recurrence ops take them."""
+    return [getattr(rnn, f"{kind}{suffix}") for kind in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
+
+
+def _recurrence(rnn: nn.LSTM | nn.GRU, weights: list[Tensor], inputs: Tensor) -> Tensor:
+    """Per-step outputs of one unidirectional layer with ``weights`` (batch first, zero initial state)."""
+    initial = inputs.new_zeros(1, inputs.shape[0], weights[1].shape[1])
+    if isinstance(rnn, nn.LSTM):
+        return torch._VF.lstm(inputs, (initial, initial), weights, True, 1, 0.0, False, False, True)[0]
+    return torch._VF.gru(inputs, initial, weights, True, 1, 0.0, False, False, True)[0]
+
+
+def _reorder(sequence: Tensor, order: Tensor) -> Tensor:
+    """``sequence[b, order[b, d]]`` for every ``b, d``: steps of ``(B, D, F)`` in a per-sample order."""
+    return sequence.gather(1, order[..., None].expand(-1, -1, sequence.shape[-1]))
 
 
 class MeanAggregator(nn.Module):

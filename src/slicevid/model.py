@@ -14,8 +14,10 @@ outputs equal those of the volume run alone.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import warnings
+from collections.abc import Iterator
 from dataclasses import fields as dataclass_fields
 from pathlib import Path
 from typing import Any
@@ -27,6 +29,7 @@ from torch.utils.checkpoint import checkpoint
 from ._registry import suggest
 from .aggregators import canonical_aggregator_name, create_aggregator, takes_lengths, valid_mask
 from .data.batching import SLICES
+from .deploy import export_onnx
 from .encoders import canonical_encoder_name, create_encoder, size_error
 from .errors import ConfigError
 from .heads import SliceHead, TaskHeads
@@ -95,6 +98,7 @@ class SliceSequenceClassifier(nn.Module):
         self._encoder_frozen = False
         self._adapter_frozen = False
         self._range_checks_left = 3  # the first batches only: checking needs a device sync
+        self._exporting = False
         self.execution = SliceExecution()
         execution = execution or SliceExecution()
         self.set_slice_execution(
@@ -171,6 +175,25 @@ class SliceSequenceClassifier(nn.Module):
     def channels_last(self) -> bool:
         return self.execution.channels_last
 
+    @contextlib.contextmanager
+    def exporting(self) -> Iterator[SliceSequenceClassifier]:
+        """A forward pass a graph exporter (ONNX, ``torch.export``) can trace, for the ``with`` block.
+
+        Padded slices are encoded and then zeroed instead of selected out, recurrent aggregators
+        run without packed sequences, and checks that read tensor values are skipped. In eval
+        mode every output equals the normal forward's up to float rounding.
+        """
+        recurrent = [m for m in self.modules() if hasattr(m, "unpacked")]
+        self._exporting = True
+        for module in recurrent:
+            module.unpacked = True
+        try:
+            yield self
+        finally:
+            self._exporting = False
+            for module in recurrent:
+                module.unpacked = False
+
     # ------------------------------------------------------------------ forward
     def check_input(self, x: Tensor, lengths: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
         """Validate a ``(B, C, D, H, W)`` batch (and ``lengths``); floats of other widths are cast.
@@ -179,6 +202,8 @@ class SliceSequenceClassifier(nn.Module):
             ConfigError: wrong type, shape, channel count, dtype, an empty batch or depth, or
                 lengths that do not fit the batch.
         """
+        if self._exporting:  # the checks read tensor values, which a traced graph cannot
+            return x.to(next(self.parameters()).dtype), lengths
         x, lengths = validate_batch(x, lengths, self.config.in_channels, next(self.parameters()).dtype)
         self._warn_if_unscaled(x if lengths is None else x[:, :, : int(lengths.min())])
         return x, lengths
@@ -209,6 +234,9 @@ class SliceSequenceClassifier(nn.Module):
         slices = x.transpose(1, 2).reshape(batch * depth, channels, height, width)
         if lengths is None:
             return self.encode_slices(slices).reshape(batch, depth, -1)
+        if self._exporting:  # no data-dependent selection: encode padding too, then zero it
+            features = self.encode_slices(slices).reshape(batch, depth, -1)
+            return features * valid_mask(lengths, batch, depth, x.device)[..., None]
         valid = valid_mask(lengths, batch, depth, x.device).reshape(-1)
         encoded = self.encode_slices(slices[valid])
         features = encoded.new_zeros(batch * depth, encoded.shape[1])
@@ -388,6 +416,19 @@ class SliceSequenceClassifier(nn.Module):
             self.slice_head = slice_head
         self.to(reference.device, reference.dtype)
         return self
+
+    # ------------------------------------------------------------------ deployment
+    def export_onnx(self, path: str | os.PathLike, *, depth: int | None = None) -> Path:
+        """Write this model as an ONNX graph with its config embedded (see :mod:`slicevid.deploy`).
+
+        Args:
+            path: the ``.onnx`` file to write.
+            depth: the example depth to trace with (the graph takes any depth).
+
+        Returns:
+            The file.
+        """
+        return export_onnx(self, path, depth=depth)
 
     # ------------------------------------------------------------------ persistence
     def save_pretrained(self, directory: str | os.PathLike) -> Path:

@@ -120,6 +120,11 @@ class ModelConfig:
         if isinstance(self.slice_context, bool) or not isinstance(self.slice_context, int) or self.slice_context < 0:
             raise ConfigError("slice_context", f"must be a non-negative integer, got {self.slice_context!r}")
         check_literal_fields(self)
+        for name in (
+            "encoder_kwargs",
+            "aggregator_kwargs",
+        ):  # their JSON form, so saved and built configs compare equal
+            object.__setattr__(self, name, json.loads(json.dumps(dict(getattr(self, name)))))
         self._resolve_tasks()
         if self.slice_supervision is not None:
             self.slice_supervision.check_against(self.tasks)

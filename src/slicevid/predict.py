@@ -43,6 +43,7 @@ from .data.batching import LengthBucketSampler, pad_collate
 from .data.ct import check_scan_path, is_dicom_file, is_nifti
 from .data.labelled import find_scans
 from .data.labels import scan_id
+from .deploy import OnnxModel
 from .devices import resolve_device
 from .errors import CheckpointError, ConfigError, DataError, OutputError
 from .model import SliceSequenceClassifier
@@ -175,7 +176,16 @@ def resolve_preprocessing(
     return replace(saved, nan_policy=nan_policy) if nan_policy else saved
 
 
-def model_description(model: nn.Module) -> ModelConfig | None:
+def load_predictor(checkpoint: str | os.PathLike | nn.Module | OnnxModel) -> nn.Module | OnnxModel:
+    """A model to predict with: a ``save_pretrained`` folder, an exported ``.onnx`` file, or a model as given."""
+    if isinstance(checkpoint, (nn.Module, OnnxModel)):
+        return checkpoint
+    if str(checkpoint).lower().endswith(".onnx"):
+        return OnnxModel(checkpoint)
+    return SliceSequenceClassifier.from_pretrained(checkpoint)
+
+
+def model_description(model: nn.Module | OnnxModel) -> ModelConfig | None:
     """A model's :class:`ModelConfig`, if it carries one."""
     config = getattr(model, "config", None)
     return config if isinstance(config, ModelConfig) else None
@@ -226,7 +236,7 @@ def predict_batch(
     tta: Sequence[str] = (),
 ) -> dict[str, torch.Tensor]:
     """Per task, the probabilities of a batch, averaged over the test-time augmentations (and the original)."""
-    network = ModelOutputs(model)
+    network = model if isinstance(model, OnnxModel) else ModelOutputs(model)
     views = [("", volumes)]
     if "flip" in tta:
         views.append(("flip", volumes.flip(-1)))
@@ -255,7 +265,7 @@ def _reverse_slices(volumes: torch.Tensor, lengths: torch.Tensor | None) -> torc
 
 
 def predict_scans(
-    checkpoint: str | os.PathLike | nn.Module,
+    checkpoint: str | os.PathLike | nn.Module | OnnxModel,
     inputs: Sequence[str | os.PathLike],
     *,
     preprocessing: CTPreprocessing | None = None,
@@ -272,8 +282,9 @@ def predict_scans(
     """Predict every scan in ``inputs`` with a saved model (or a model instance).
 
     Args:
-        checkpoint: a folder written by ``save_pretrained`` (``run/best``), a slicevid model, or
-            any ``nn.Module`` mapping ``(B, C, D, H, W)`` volumes to logits (give ``preprocessing``).
+        checkpoint: a folder written by ``save_pretrained`` (``run/best``), an exported ``.onnx``
+            file (run by ONNX Runtime), a slicevid model, or any ``nn.Module`` mapping
+            ``(B, C, D, H, W)`` volumes to logits (give ``preprocessing``).
         inputs: NIfTI files, DICOM series folders, or folders of scans (searched at any depth).
         preprocessing: how to preprocess; by default the model's own (it must match it).
         cache_dir: cache preprocessed volumes here.
@@ -296,7 +307,7 @@ def predict_scans(
         ConfigError: settings that contradict the model, or a test-time augmentation its tasks forbid.
         OutputError: ``explain_dir`` is an existing file.
     """
-    model = checkpoint if isinstance(checkpoint, nn.Module) else SliceSequenceClassifier.from_pretrained(checkpoint)
+    model = load_predictor(checkpoint)
     config = model_description(model)
     tasks = dict(config.tasks) if config is not None else {"target": _plain_task(class_names)}
     tta = check_tta(tta, tasks)
@@ -307,7 +318,10 @@ def predict_scans(
             "explain_dir", f"needs a slicevid model; {type(model).__name__} cannot say which slices mattered"
         )
     target = resolve_device(device)
-    model.to(target).eval()
+    if isinstance(model, nn.Module):
+        model.to(target).eval()
+    else:
+        target = torch.device("cpu")  # ONNX Runtime takes host arrays
     if preprocessing is None:
         preprocessing = resolve_preprocessing(model, nan_policy=nan_policy)
     else:

@@ -193,8 +193,8 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
 
 
 def cmd_predict(args: argparse.Namespace) -> None:
-    from ..model import SliceSequenceClassifier
     from ..predict import (
+        load_predictor,
         predict_scans,
         resolve_preprocessing,
         result_columns,
@@ -204,7 +204,7 @@ def cmd_predict(args: argparse.Namespace) -> None:
     )
 
     inputs.import_plugins(args.imports)
-    model = SliceSequenceClassifier.from_pretrained(args.checkpoint)
+    model = load_predictor(args.checkpoint)
     preprocessing = resolve_preprocessing(model, args.depth, args.size, args.rotate90, args.nan_policy)
     rows = predict_scans(
         model,
@@ -256,6 +256,26 @@ def cmd_recipe(args: argparse.Namespace) -> None:
     if args.name is None:
         raise ConfigError("recipe show", f"needs a recipe name: one of {', '.join(RECIPES)}")
     print(named_recipe(args.name).to_yaml(), end="")
+
+
+def cmd_export(args: argparse.Namespace) -> None:
+    from ..deploy import export_onnx, export_program, quantize_onnx
+    from ..errors import ConfigError
+    from ..model import SliceSequenceClassifier
+
+    inputs.import_plugins(args.imports)
+    model = SliceSequenceClassifier.from_pretrained(args.checkpoint)
+    if args.format == "torch-export":
+        if args.int8:
+            raise ConfigError("--int8", "applies to --format onnx only")
+        print(f"torch.export program: {export_program(model, args.out, depth=args.depth)}")
+        return
+    path = export_onnx(model, args.out, depth=args.depth)
+    if args.int8:
+        quantize_onnx(path, path)
+    print(
+        f"ONNX graph{' (int8 weights)' if args.int8 else ''}: {path}; predict with slicevid predict --checkpoint {path}"
+    )
 
 
 def cmd_convert_keras(args: argparse.Namespace) -> None:

@@ -349,7 +349,9 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
         "slice-importance pictures.",
     )
     pred.add_argument("inputs", nargs="+", help="NIfTI files, DICOM series folders, or folders of scans")
-    pred.add_argument("--checkpoint", help="folder from save_pretrained (required)")
+    pred.add_argument(
+        "--checkpoint", help="folder from save_pretrained, or a .onnx file from slicevid export (required)"
+    )
     pred.add_argument(
         "--out", default=None, metavar="FILE", help="results CSV: header, id, decisions and every probability"
     )
@@ -419,6 +421,20 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
     recipe.add_argument("action", choices=["show", "list"], help="'show NAME' prints one recipe; 'list' names them")
     recipe.add_argument("name", nargs="?", choices=list(RECIPES), default=None, help="the recipe to show")
     recipe.set_defaults(handler=commands.cmd_recipe)
+
+    exp = command(
+        "export",
+        "export a trained model for deployment (ONNX, torch.export)",
+        "Write a saved model as an ONNX graph (dynamic batch and depth; the model's description "
+        "embedded, so slicevid predict --checkpoint FILE.onnx needs nothing else) or a torch.export program.",
+    )
+    exp.add_argument("--checkpoint", help="folder from save_pretrained (required)")
+    exp.add_argument("--format", choices=["onnx", "torch-export"], default="onnx", help="the file format")
+    exp.add_argument("--out", dest="out", help="the file to write, e.g. model.onnx or model.pt2 (required)")
+    exp.add_argument("--int8", action="store_true", help="dynamic int8 quantization of the weights (ONNX Runtime's)")
+    exp.add_argument("--depth", type=int, default=None, help="example depth to trace with (the graph takes any)")
+    _add_import_option(exp)
+    exp.set_defaults(handler=commands.cmd_export, **{REQUIRED: ["checkpoint", "out"]})
 
     conv = command(
         "convert-keras",

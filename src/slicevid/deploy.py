@@ -1,0 +1,238 @@
+"""Deploying a trained model: ONNX with the model's own description, ONNX Runtime, int8, and ``torch.export``.
+
+:func:`export_onnx` writes a graph whose first input is the volume batch ``volumes``
+``(B, C, D, H, W)`` (dynamic ``B`` and ``D``), whose second input is ``lengths`` ``(B,)`` int64
+(each volume's real depth in a padded batch), and whose outputs are each head's logits in
+task order (the first output is a one-head model's logits). The model's
+:class:`~slicevid.ModelConfig` (class names, tasks and thresholds, input size and range, CT
+preprocessing, training data) is embedded as metadata, so the file alone is enough to predict:
+``slicevid predict --checkpoint model.onnx`` runs it with ONNX Runtime, with no model code of
+PyTorch's on that path.
+
+Every built-in aggregator exports (LSTM, GRU, bidirectional and stacked, attention, transformer,
+mean), with ``slice_context``, the feature LayerNorm, padded batches and every task head: the
+model's export mode (``SliceSequenceClassifier.exporting``) replaces the two steps a graph
+cannot hold, the selection of real slices and packed recurrent sequences, by equivalent masked
+ones. :func:`export_program` writes the same graph as a ``torch.export`` program, the format of
+PyTorch's own deployment paths (AOTInductor, ExecuTorch).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from ._io import atomic_write
+from .errors import CheckpointError, ConfigError, DataError
+from .model_config import ModelConfig
+from .tasks import Task
+
+CONFIG_KEY = "slicevid_config"
+"""The ONNX metadata key that holds the model's :class:`ModelConfig` as JSON."""
+INPUTS = ("volumes", "lengths")
+
+
+class _Graph(nn.Module):
+    """The model as an exporter sees it: ``(volumes, lengths)`` in, each task's logits out, in task order.
+
+    It takes a slicevid model (anything with ``config``, ``forward_outputs`` and ``exporting``); this
+    module sits below the model class, so that the model's own ``export_onnx`` can call it.
+    """
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, volumes: Tensor, lengths: Tensor) -> tuple[Tensor, ...]:
+        outputs = self.model.forward_outputs(volumes, lengths)
+        return tuple(outputs[name] for name in self.model.config.tasks)
+
+
+def output_names(config: ModelConfig) -> list[str]:
+    """``["logits"]`` for a one-head model, the task names for several."""
+    return ["logits"] if len(config.tasks) == 1 else list(config.tasks)
+
+
+def _example(model: nn.Module, depth: int | None) -> tuple[Tensor, Tensor]:
+    size = model.config.input_size or (None, 224, 224)
+    depth = depth or size[0] or 8
+    volumes = torch.rand(2, model.config.in_channels, depth, size[1], size[2])
+    return volumes, torch.tensor([depth, max(1, depth - 1)])
+
+
+@contextmanager
+def _recurrent_ops_dynamic() -> Iterator[None]:
+    """Trace ``aten.lstm``/``aten.gru`` as loops over any depth (PyTorch's while-loop decompositions).
+
+    PyTorch registers these decompositions while exporting, but its ops keep a dispatch cache
+    that the registration does not clear: from the second export in a process on, recurrent
+    layers were unrolled at the example depth. Clearing the cache on entry and exit makes every
+    export alike. PyTorch releases without these decompositions write recurrent graphs of the
+    example's depth, which :class:`OnnxModel` then enforces.
+    """
+    try:
+        from torch.export._patches import (
+            register_gru_while_loop_decomposition,
+            register_lstm_while_loop_decomposition,
+        )
+    except ImportError:
+        yield
+        return
+    ops = (torch.ops.aten.lstm.input, torch.ops.aten.gru.input)
+    for op in ops:
+        op._dispatch_cache.clear()
+    try:
+        with register_lstm_while_loop_decomposition(), register_gru_while_loop_decomposition():
+            for op in ops:
+                op._dispatch_cache.clear()
+            yield
+    finally:
+        for op in ops:
+            op._dispatch_cache.clear()
+
+
+def _dynamic_shapes() -> dict:
+    batch, depth = torch.export.Dim("batch", min=1), torch.export.Dim("depth", min=2)
+    return {"volumes": {0: batch, 2: depth}, "lengths": {0: batch}}
+
+
+def export_onnx(model: nn.Module, path: str | os.PathLike, *, depth: int | None = None) -> Path:
+    """Write ``model`` as an ONNX graph with its description embedded (see the module docs).
+
+    Args:
+        model: a slicevid model (any aggregator, any heads).
+        path: the ``.onnx`` file to write.
+        depth: the example depth to trace with (default: the model's input depth, else 8).
+
+    Returns:
+        The file.
+
+    Raises:
+        ConfigError: not a slicevid model, or the exporter failed.
+    """
+    import onnx
+
+    if not (hasattr(model, "exporting") and isinstance(getattr(model, "config", None), ModelConfig)):
+        raise ConfigError("export", f"takes a slicevid model, got {type(model).__name__}")
+    path = Path(path)
+    model = model.eval()
+    with model.exporting(), torch.no_grad(), _recurrent_ops_dynamic():
+        try:
+            program = torch.onnx.export(
+                _Graph(model),
+                _example(model, depth),
+                dynamo=True,
+                input_names=list(INPUTS),
+                output_names=output_names(model.config),
+                dynamic_shapes=_dynamic_shapes(),
+                verbose=False,
+            )
+        except Exception as err:  # the exporter's errors are many and long
+            raise ConfigError(
+                "export", f"ONNX export failed ({type(err).__name__}: {str(err).splitlines()[0]})"
+            ) from err
+    graph = program.model_proto
+    graph.metadata_props.add(key=CONFIG_KEY, value=model.config.to_json())
+    atomic_write(path, lambda tmp: onnx.save_model(graph, str(tmp)))
+    return path
+
+
+def read_onnx_config(path: str | os.PathLike) -> ModelConfig:
+    """The :class:`ModelConfig` embedded in an exported ``.onnx`` file.
+
+    Raises:
+        CheckpointError: the file is missing, not ONNX, or holds no slicevid description.
+    """
+    import onnx
+
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: ONNX file not found")
+    try:
+        graph = onnx.load(str(path), load_external_data=False)
+    except Exception as err:  # onnx raises DecodeError and others
+        raise CheckpointError(f"{path}: not a readable ONNX file ({type(err).__name__}: {err})") from err
+    values = {prop.key: prop.value for prop in graph.metadata_props}
+    if CONFIG_KEY not in values:
+        raise CheckpointError(f"{path}: an ONNX file without slicevid's model description (metadata {CONFIG_KEY!r})")
+    return ModelConfig.from_dict(json.loads(values[CONFIG_KEY]), source=str(path))
+
+
+class OnnxModel:
+    """An exported model run by ONNX Runtime: call it like a model's ``forward_outputs``.
+
+    Args:
+        path: the ``.onnx`` file (its description is read from its metadata).
+        threads: intra-op threads of the session (``None``: ONNX Runtime's choice).
+        providers: execution providers, e.g. ``["CUDAExecutionProvider", "CPUExecutionProvider"]``.
+    """
+
+    def __init__(self, path: str | os.PathLike, *, threads: int | None = None, providers: list[str] | None = None):
+        import onnxruntime as ort
+
+        self.path = Path(path)
+        self.config = read_onnx_config(path)
+        options = ort.SessionOptions()
+        if threads:
+            options.intra_op_num_threads = threads
+        self.session = ort.InferenceSession(str(path), options, providers=providers or ["CPUExecutionProvider"])
+        self.outputs = [output.name for output in self.session.get_outputs()]
+        depth = self.session.get_inputs()[0].shape[2]
+        self.depth = depth if isinstance(depth, int) else None
+        """The only depth the graph takes (``None``: any)."""
+
+    @property
+    def tasks(self) -> dict[str, Task]:
+        return dict(self.config.tasks)
+
+    def __call__(self, volumes: Tensor, lengths: Tensor | None = None) -> dict[str, Tensor]:
+        """Each task's logits for a batch ``(B, C, D, H, W)`` (lengths default to the full depth)."""
+        volumes = volumes.detach().cpu().float()
+        if self.depth is not None and volumes.shape[2] != self.depth:
+            raise DataError(
+                f"{self.path}: this graph takes volumes of depth {self.depth} only (it was exported so), "
+                f"got depth {volumes.shape[2]}; resample the scans to {self.depth} slices"
+            )
+        if lengths is None:
+            lengths = torch.full((volumes.shape[0],), volumes.shape[2], dtype=torch.long)
+        feeds = {"volumes": volumes.numpy(), "lengths": lengths.detach().cpu().long().numpy()}
+        results = self.session.run(self.outputs, feeds)
+        return {name: torch.from_numpy(np.asarray(r)) for name, r in zip(self.config.tasks, results, strict=True)}
+
+
+def quantize_onnx(path: str | os.PathLike, out: str | os.PathLike) -> Path:
+    """An int8 copy of an exported model: dynamic quantization of its weights (ONNX Runtime's), description kept."""
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    config = read_onnx_config(path)
+
+    def write(tmp: Path) -> None:
+        quantize_dynamic(str(path), str(tmp), weight_type=QuantType.QInt8)
+        graph = onnx.load(str(tmp))
+        if CONFIG_KEY not in {prop.key for prop in graph.metadata_props}:
+            graph.metadata_props.add(key=CONFIG_KEY, value=config.to_json())
+            onnx.save_model(graph, str(tmp))
+
+    atomic_write(out, write)  # ``out`` may be ``path`` itself
+    return Path(out)
+
+
+def export_program(model: nn.Module, path: str | os.PathLike, *, depth: int | None = None) -> Path:
+    """Write ``model`` as a ``torch.export`` program (``.pt2``), dynamic in batch and depth.
+
+    Load it with ``torch.export.load(path).module()``; call that with ``(volumes, lengths)``.
+    """
+    path = Path(path)
+    model = model.eval()
+    with model.exporting(), torch.no_grad(), _recurrent_ops_dynamic():
+        program = torch.export.export(_Graph(model), _example(model, depth), dynamic_shapes=_dynamic_shapes())
+    atomic_write(path, lambda tmp: torch.export.save(program, str(tmp)))
+    return path
