@@ -1,5 +1,6 @@
 """The benchmark scripts run in their quick modes and print their tables (speed is not asserted)."""
 
+import importlib.util
 import subprocess
 import sys
 from pathlib import Path
@@ -22,7 +23,16 @@ def run(script: str, *args: str) -> str:
 
 
 @pytest.mark.parametrize(
-    "script", ["throughput.py", "resample.py", "data_cache.py", "imageclef_table.py", "synthetic_table.py"]
+    "script",
+    [
+        "throughput.py",
+        "resample.py",
+        "data_cache.py",
+        "imageclef_table.py",
+        "synthetic_table.py",
+        "inference.py",
+        "vs_keras.py",
+    ],
 )
 def test_help(script):
     assert "usage:" in run(script, "--help")
@@ -42,6 +52,19 @@ def test_throughput_quick(tmp_path):
     assert "| inference, naive loop |" in out and "n/a (input is not 70x224x224)" in out
     assert "| transformer |" in out and "padded batch" in out
     assert (tmp_path / "t.json").is_file()
+
+
+def test_inference_quick(tmp_path):
+    out = run("inference.py", "--quick", "--json", str(tmp_path / "i.json"))
+    for path in ("PyTorch eager fp32", "PyTorch eager bf16", "ONNX Runtime fp32", "ONNX Runtime int8"):
+        assert out.count(f"| {path} |") == 2  # the demo's model and the preset
+    assert "| flip + reverse |" in out and (tmp_path / "i.json").is_file()
+
+
+def test_vs_keras_says_when_tensorflow_is_missing():
+    if importlib.util.find_spec("tensorflow") is not None:
+        pytest.skip("TensorFlow is installed here: the comparison itself is a benchmark, not a test")
+    assert "TensorFlow is not installed" in run("vs_keras.py")
 
 
 def test_resample_and_cache_quick():

@@ -302,3 +302,44 @@ def test_resume_from_a_truncated_checkpoint_is_one_clear_error(tmp_path):
         fit(
             plain_model(), toy_data(noise=0.5), None, TrainConfig(epochs=2, out_dir=str(tmp_path), resume=True, **QUIET)
         )
+
+
+def test_a_plain_3d_module_goes_through_fit_save_evaluate_predict(tmp_path):
+    """Any volume-to-logits module trains, saves, evaluates and predicts on scans like a slicevid model."""
+    from slicevid import load_weights
+    from slicevid.data import CTPreprocessing, ImageCLEFTBT
+    from slicevid.data.synthetic import write_tb_phantoms
+    from slicevid.errors import CheckpointError
+    from slicevid.predict import predict_scans
+
+    def cnn3d() -> torch.nn.Module:
+        torch.manual_seed(0)
+        return torch.nn.Sequential(
+            torch.nn.Conv3d(1, 4, 3, padding=1),
+            torch.nn.ReLU(),
+            torch.nn.AdaptiveAvgPool3d(1),
+            torch.nn.Flatten(),
+            torch.nn.Linear(4, 5),
+        )
+
+    labels = write_tb_phantoms(tmp_path / "scans", 5, (8, 24, 24), seed=0)
+    preprocessing = CTPreprocessing(size=(8, 24, 24))
+    train, val = (ImageCLEFTBT(labels.parent, labels, split, preprocessing=preprocessing) for split in ("train", "val"))
+    trained = cnn3d()
+    fit(trained, train, val, TrainConfig(epochs=2, out_dir=str(tmp_path / "run"), **QUIET))
+    with pytest.raises(CheckpointError, match="plain module.*slicevid.load_weights"):
+        SliceSequenceClassifier.from_pretrained(tmp_path / "run" / "best")
+    loaded = cnn3d()
+    torch.nn.init.zeros_(loaded[-1].weight)
+    config = load_weights(loaded, tmp_path / "run" / "best")
+    assert config.class_names == ("Infiltrative", "Focal", "Tuberculoma", "Miliary", "Fibro-cavernous")
+    assert config.preprocessing == preprocessing
+    before, after = (evaluate(m, val, progress=False) for m in (trained, loaded))
+    assert torch.equal(before.probabilities, after.probabilities) and before.report.kappa == after.report.kappa
+    rows = predict_scans(loaded, [labels.parent], preprocessing=config.preprocessing, class_names=config.class_names)
+    assert len(rows) == 25 and {row.class_name for row in rows} <= set(config.class_names)
+    assert all(abs(sum(row.probabilities["target"]) - 1) < 1e-5 for row in rows)
+    with pytest.raises(CheckpointError, match=r"do not fit Sequential: unexpected keys \[4.bias, 4.weight\]"):
+        load_weights(
+            torch.nn.Sequential(torch.nn.Conv3d(1, 4, 3, padding=1), torch.nn.ReLU()), tmp_path / "run" / "best"
+        )

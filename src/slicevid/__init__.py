@@ -7,6 +7,7 @@ and a small head classifies. See :func:`slicevid.presets.viptt_net` for the pape
 from .errors import DataError, TrainingDivergedError, WeightsNotFoundError
 from .model import SliceSequenceClassifier, create_model
 from .model_config import ModelConfig
+from .pretrained import load_weights
 
 __version__ = "0.2.0"
 __all__ = [
@@ -17,4 +18,5 @@ __all__ = [
     "WeightsNotFoundError",
     "__version__",
     "create_model",
+    "load_weights",
 ]

@@ -31,7 +31,7 @@ from .aggregators import canonical_aggregator_name, create_aggregator, takes_len
 from .data.batching import SLICES
 from .deploy import export_onnx
 from .encoders import canonical_encoder_name, create_encoder, size_error
-from .errors import ConfigError
+from .errors import CheckpointError, ConfigError
 from .heads import SliceHead, TaskHeads
 from .importance import slice_importance
 from .inputs import make_adapter, stack_slice_context, validate_batch
@@ -99,7 +99,7 @@ class SliceSequenceClassifier(nn.Module):
         self._adapter_frozen = False
         self._range_checks_left = 3  # the first batches only: checking needs a device sync
         self._exporting = False
-        self.execution = SliceExecution()
+        self.execution = SliceExecution(channels_last=False)  # as built
         execution = execution or SliceExecution()
         self.set_slice_execution(
             chunk=execution.slice_chunk, checkpoint=execution.checkpoint_slices, channels_last=execution.channels_last
@@ -147,7 +147,7 @@ class SliceSequenceClassifier(nn.Module):
 
     # ------------------------------------------------------------------ runtime switches
     def set_slice_execution(
-        self, *, chunk: int | None = None, checkpoint: bool = False, channels_last: bool = False
+        self, *, chunk: int | None = None, checkpoint: bool = False, channels_last: bool = True
     ) -> SliceSequenceClassifier:
         """How slices run through the encoder; none of it changes results (up to float rounding).
 
@@ -448,12 +448,17 @@ class SliceSequenceClassifier(nn.Module):
 
         Raises:
             CheckpointError: the folder or one of its two files is missing, ``config.json`` is
-                not valid, or ``model.safetensors`` is unreadable or does not fit the config
-                (the message names the file).
+                not valid, ``model.safetensors`` is unreadable or does not fit the config (the
+                message names the file), or the folder holds a plain module's weights.
             UnknownNameError: the encoder or aggregator is not registered (a plugin's; load it
                 with ``--import`` or install its package).
         """
         config = read_model_config(directory)
+        if config.encoder is None or config.aggregator is None:
+            raise CheckpointError(
+                f"{directory} holds the weights of a plain module, not of a slicevid model: build that "
+                "module and load them with slicevid.load_weights(module, folder)"
+            )
         if overrides:
             config = config.replace(**overrides)
         model = cls.from_config(config)
@@ -472,7 +477,7 @@ def create_model(
     encoder_weights: str | os.PathLike | None = None,
     slice_chunk: int | None = None,
     checkpoint_slices: bool = False,
-    channels_last: bool = False,
+    channels_last: bool = True,
     **config: Any,
 ) -> SliceSequenceClassifier:
     """Build a :class:`SliceSequenceClassifier`; whatever is not given is the paper's ViPTT-Net.
@@ -488,7 +493,7 @@ def create_model(
         encoder_weights: ``None`` (random), ``"imagenet"``, ``"keras-imagenet"`` (VGG-16) or a file.
         slice_chunk: encode at most this many slices per call (memory only).
         checkpoint_slices: activation checkpointing in the encoder (memory only).
-        channels_last: channels-last memory format for the encoder (speed only).
+        channels_last: channels-last memory format for the encoder (speed only; on by default).
         **config: any other :class:`~slicevid.ModelConfig` field (``in_channels``, ``adapter``,
             ``head_hidden``, ``aggregator_kwargs``, ``feature_norm``, ``slice_context``,
             ``class_names``, ``slice_supervision`` ...); ``None`` values are dropped.

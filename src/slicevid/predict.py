@@ -227,7 +227,7 @@ def _flipped_back(task: Task, probabilities: torch.Tensor) -> torch.Tensor:
     return probabilities[:, task.flip_permutation()] if isinstance(task, Multilabel) else probabilities
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def predict_batch(
     model: nn.Module,
     volumes: torch.Tensor,
@@ -235,8 +235,12 @@ def predict_batch(
     tasks: dict[str, Task],
     tta: Sequence[str] = (),
 ) -> dict[str, torch.Tensor]:
-    """Per task, the probabilities of a batch, averaged over the test-time augmentations (and the original)."""
-    network = model if isinstance(model, OnnxModel) else ModelOutputs(model)
+    """Per task, the probabilities of a batch, averaged over the test-time augmentations (and the original).
+
+    ``model`` is a module, or anything called as ``model(volumes, lengths)`` that returns logits by
+    task name (an :class:`~slicevid.deploy.OnnxModel`, a model under autocast).
+    """
+    network = ModelOutputs(model) if isinstance(model, nn.Module) else model
     views = [("", volumes)]
     if "flip" in tta:
         views.append(("flip", volumes.flip(-1)))

@@ -16,7 +16,7 @@ import torch
 from ._io import atomic_write, atomic_write_text
 from .errors import CheckpointError
 from .model_config import ModelConfig
-from .weights import read_state_dict
+from .weights import load_exactly, read_state_dict
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -45,6 +45,28 @@ def read_model_config(directory: str | os.PathLike) -> ModelConfig:
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise CheckpointError(f"{config_path}: not valid JSON ({err})") from err
     return ModelConfig.from_dict(values, source=str(config_path))
+
+
+def load_weights(module: torch.nn.Module, directory: str | os.PathLike) -> ModelConfig:
+    """Load the weights a run saved for a plain module (``run/best``) into ``module``; return their description.
+
+    ``fit`` saves any model it trains as a ``save_pretrained`` folder. A slicevid model comes
+    back with ``SliceSequenceClassifier.from_pretrained``; a plain module cannot be rebuilt from
+    the folder, so build it as before and load its weights with this.
+
+    Returns:
+        The saved :class:`ModelConfig`: its tasks (class names), input size and preprocessing,
+        e.g. for ``predict_scans(module, scans, preprocessing=config.preprocessing,
+        class_names=config.class_names)``.
+
+    Raises:
+        CheckpointError: the folder is incomplete, or its weights do not fit ``module`` (every
+            missing, unexpected and mis-shaped key is named).
+    """
+    config = read_model_config(directory)
+    state, source = read_pretrained_weights(directory)
+    load_exactly(module, state, source)
+    return config
 
 
 def read_pretrained_weights(directory: str | os.PathLike) -> tuple[dict[str, torch.Tensor], str]:

@@ -97,7 +97,16 @@ def load_into(module: nn.Module, state: dict[str, torch.Tensor], source: str) ->
     own = module.state_dict()
     if not any(k in own for k in state) and all(k.startswith("encoder.") for k in state):
         state = {k.removeprefix("encoder."): v for k, v in state.items()}
-    state = {k: v for k, v in state.items() if k in own or not k.startswith(_HEAD_PREFIXES)}
+    load_exactly(module, {k: v for k, v in state.items() if k in own or not k.startswith(_HEAD_PREFIXES)}, source)
+
+
+def load_exactly(module: nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
+    """Load ``state`` into ``module`` as it is, or raise one error naming every key that does not fit.
+
+    Raises:
+        CheckpointError: missing, unexpected or mis-shaped keys (each listed).
+    """
+    own = module.state_dict()
     missing = sorted(set(own) - set(state))
     unexpected = sorted(set(state) - set(own))
     mis_shaped = [
