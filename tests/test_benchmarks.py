@@ -1,6 +1,7 @@
 """The benchmark scripts run in their quick modes and print their tables (speed is not asserted)."""
 
 import importlib.util
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -32,6 +33,8 @@ def run(script: str, *args: str) -> str:
         "synthetic_table.py",
         "inference.py",
         "vs_keras.py",
+        "peers.py",
+        "learning_curve.py",
     ],
 )
 def test_help(script):
@@ -59,6 +62,25 @@ def test_inference_quick(tmp_path):
     for path in ("PyTorch eager fp32", "PyTorch eager bf16", "ONNX Runtime fp32", "ONNX Runtime int8"):
         assert out.count(f"| {path} |") == 2  # the demo's model and the preset
     assert "| flip + reverse |" in out and (tmp_path / "i.json").is_file()
+
+
+def test_peers_quick_writes_one_json_row_per_method(tmp_path):
+    out = run("peers.py", "--quick", "--out", str(tmp_path))
+    rows = json.loads((tmp_path / "peers.json").read_text())["rows"]
+    names = [row["name"] for row in rows]
+    assert names[:2] == ["slicevid LSTM, No PT", "slicevid LSTM, PT"] and len(names) == 11
+    assert {"MONAI DenseNet121-3D", "MONAI ResNet10-3D", "torchvision r3d_18, video PT"} <= set(names)
+    for row in rows:
+        assert row["parameters"] > 0 and row["seconds_per_epoch"] > 0 and row["inference_ms_per_scan"] > 0
+        assert {"kappa_mean", "kappa_sd", "accuracy_mean", "peak_rss_mb"} <= set(row)
+    assert "| MONAI MILModel (attention) |" in out
+
+
+def test_learning_curve_quick(tmp_path):
+    out = run("learning_curve.py", "--quick", "--out", str(tmp_path))
+    for row in ("| No PT |", "| video PT |", "| SSL contrastive, training phantoms |", "| video PT, then SSL order |"):
+        assert row in out
+    assert "10% of labels" in out and (tmp_path / "results.json").is_file()
 
 
 def test_vs_keras_says_when_tensorflow_is_missing():

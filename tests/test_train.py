@@ -343,3 +343,19 @@ def test_a_plain_3d_module_goes_through_fit_save_evaluate_predict(tmp_path):
         load_weights(
             torch.nn.Sequential(torch.nn.Conv3d(1, 4, 3, padding=1), torch.nn.ReLU()), tmp_path / "run" / "best"
         )
+
+
+def test_a_batch_of_one_that_batchnorm_cannot_train_on_is_named_and_drop_last_avoids_it(tmp_path):
+    model = torch.nn.Sequential(
+        torch.nn.Conv3d(1, 4, 3, padding=1),
+        torch.nn.AdaptiveAvgPool3d(1),
+        torch.nn.BatchNorm3d(4),
+        torch.nn.Flatten(),
+        torch.nn.Linear(4, 2),
+    )
+    data = TensorDataset(torch.rand(5, 1, 4, 8, 8), torch.tensor([0, 1, 0, 1, 0]))
+    from slicevid.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="batch of one scan.*5 samples in batches of 4.*drop_last"):
+        fit(model, data, None, TrainConfig(epochs=1, **QUIET))
+    fit(model, data, None, TrainConfig(epochs=1, drop_last=True, **QUIET))

@@ -286,6 +286,11 @@ class SliceSequenceClassifier(nn.Module):
         arguments = (features,) if lengths is None else (features, lengths)
         return self.aggregator.forward_sequence(*arguments) if per_slice else self.aggregator(*arguments)
 
+    def forward_embedding(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
+        """The aggregator's readout ``(B, out_features)``: what the heads read, one vector per scan."""
+        x, lengths = self.check_input(x, lengths)
+        return self._aggregate(self.feature_norm(self._features(x, lengths)), lengths)
+
     def forward_outputs(self, x: Tensor, lengths: Tensor | None = None) -> dict[str, Tensor]:
         """Every head's logits by task name (and ``"slices"``: per-slice logits, with slice supervision)."""
         x, lengths = self.check_input(x, lengths)

@@ -113,9 +113,17 @@ def cmd_preprocess(args: argparse.Namespace) -> None:
 
 def cmd_pretrain(args: argparse.Namespace) -> None:
     from ..data import UCF50_PAPER_CLASSES, ucf50
+    from ..errors import ConfigError
     from ..train import pretrain
 
     inputs.import_plugins(args.imports)
+    if args.ssl:
+        return _pretrain_ssl(args)
+    if args.videos is None:
+        raise ConfigError("--videos", "is required (or --ssl with --scans, to pretrain on unlabeled scans)")
+    for flag in ("scans", "pretrained"):
+        if getattr(args, flag) is not None:
+            raise ConfigError(f"--{flag}", "applies to --ssl pretraining on scans only")
     config = _train_config(args)
     classes = {"paper": UCF50_PAPER_CLASSES, "all": None}.get(args.classes)
     if args.classes not in ("paper", "all"):
@@ -133,6 +141,43 @@ def cmd_pretrain(args: argparse.Namespace) -> None:
     model = _new_model(args, num_classes=len(train.classes))
     result = pretrain(model, train, val, config, freeze_encoder=not args.train_encoder, record=record_of(args))
     _print_result(result, args.out_dir, "pretrained")
+
+
+def _pretrain_ssl(args: argparse.Namespace) -> None:
+    from ..data import CTPreprocessing
+    from ..errors import ConfigError
+    from ..model import SliceSequenceClassifier
+    from ..train.ssl import ORDER_CLASSES, pretrain_ssl
+    from .options import dataclass_from_args
+
+    if args.scans is None:
+        raise ConfigError("--scans", f"is required with --ssl {args.ssl}: the folder of unlabeled scans")
+    if args.videos is not None:
+        raise ConfigError(
+            "--videos", "and --ssl exclude each other; chain them: pretrain on videos, then --ssl --pretrained"
+        )
+    inputs.refuse_model_flags(args, args.explicit)
+    native = args.resample in ("native", "spacing")
+    size = (None if native else args.num_frames, args.size, args.size)
+    preprocessing = dataclass_from_args(CTPreprocessing, args, size=size)
+    if args.pretrained:
+        execution = inputs.execution(args)
+        model = SliceSequenceClassifier.from_pretrained(args.pretrained).set_slice_execution(
+            chunk=execution.slice_chunk, checkpoint=execution.checkpoint_slices, channels_last=execution.channels_last
+        )
+    else:
+        model = _new_model(args, num_classes=len(ORDER_CLASSES))
+    result = pretrain_ssl(
+        model,
+        args.scans,
+        args.ssl,
+        _train_config(args),
+        preprocessing=preprocessing,
+        val_fraction=args.val_fraction,
+        cache_dir=args.cache_dir,
+        record=record_of(args),
+    )
+    _print_result(result, args.out_dir, f"pretrained ({args.ssl})")
 
 
 def cmd_finetune(args: argparse.Namespace) -> None:

@@ -17,6 +17,7 @@ from ..data.preprocess import CTPreprocessing
 from ..model_config import ARCHITECTURE, ModelConfig, SliceExecution
 from ..recipes import RECIPES
 from ..train.config import TrainConfig
+from ..train.ssl import SSL_OBJECTIVES
 from . import commands
 from .inputs import TASK_KINDS
 from .options import add_dataclass_options
@@ -266,11 +267,14 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
 
     pre = command(
         "pretrain",
-        "pretrain on action videos (encoder frozen)",
-        "Stage 1 of ViPTT-Net: train on UCF50-style videos (one folder per class) with the encoder frozen.",
+        "pretrain on action videos (encoder frozen), or on unlabeled scans (--ssl)",
+        "Stage 1 of ViPTT-Net: train on UCF50-style videos (one folder per class) with the encoder frozen. "
+        "With --ssl, pretrain on unlabeled scans instead: 'order' learns to tell slices in order from "
+        "reversed and shuffled ones, 'contrastive' to match two augmented views of each scan; chain it "
+        "after video pretraining with --pretrained.",
     )
     group = pre.add_argument_group("video data")
-    group.add_argument("--videos", help="UCF50-style folder, one sub-folder per class (required)")
+    group.add_argument("--videos", help="UCF50-style folder, one sub-folder per class (required without --ssl)")
     group.add_argument(
         "--classes", default="paper", help="'paper' (the paper's 10 UCF50 classes), 'all' or a comma-separated list"
     )
@@ -281,8 +285,10 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
         help="'group': no UCF scene on both sides; 'keras': the authors' 80/20 train/test, then the last "
         "20%% of train as validation",
     )
-    group.add_argument("--val-fraction", type=float, default=0.2, help="validation share of the clips")
-    group.add_argument("--cache-dir", default=None, help="store decoded clips here (each video is decoded once)")
+    group.add_argument("--val-fraction", type=float, default=0.2, help="validation share of the clips (or scans)")
+    group.add_argument(
+        "--cache-dir", default=None, help="store decoded clips (or preprocessed scans) here: each is made once"
+    )
     group.add_argument(
         "--on-error",
         choices=["raise", "skip"],
@@ -290,11 +296,16 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
         help="'skip' decodes every video first and leaves out the broken ones",
     )
     add_dataclass_options(pre.add_argument_group("clips (defaults: the paper's)"), ClipSettings)
+    ssl = pre.add_argument_group("unlabeled scans (--ssl; --depth and --size set the scans' input size too)")
+    ssl.add_argument("--ssl", choices=list(SSL_OBJECTIVES), default=None, help="self-supervised objective on --scans")
+    ssl.add_argument("--scans", default=None, help="folder of unlabeled scans (NIfTI, DICOM series), at any depth")
+    ssl.add_argument("--pretrained", default=None, help="continue from this model (e.g. a video pretraining's best/)")
+    add_dataclass_options(ssl, CTPreprocessing, exclude=("size",))
     pre.add_argument("--train-encoder", action="store_true", help="train the encoder too (not the paper's)")
     _add_model_options(pre)
     _add_train_options(pre)
     _add_import_option(pre)
-    pre.set_defaults(handler=commands.cmd_pretrain, **{REQUIRED: ["videos", "out_dir"]})
+    pre.set_defaults(handler=commands.cmd_pretrain, **{REQUIRED: ["out_dir"]})
 
     fine = command(
         "finetune",

@@ -8,6 +8,7 @@ from .imageclef import TB_CLASSES, ImageCLEFTBT, read_label_csv
 from .labelled import LabelledScans, find_scans
 from .labels import HeadColumns, read_label_table, scan_id
 from .preprocess import CTPreprocessing
+from .pytorchvideo_sources import PyTorchVideoClips, from_pytorchvideo, hmdb51, kinetics
 from .slices import SliceTargets, read_slice_indices
 from .ucf import UCF50_PAPER_CLASSES, ucf50, ucf101
 from .video import VideoClipDataset
@@ -23,11 +24,15 @@ __all__ = [
     "ImageCLEFTBT",
     "LabelledScans",
     "LengthBucketSampler",
+    "PyTorchVideoClips",
     "SliceTargets",
     "VideoClipDataset",
     "VolumeCache",
     "find_scans",
+    "from_pytorchvideo",
+    "hmdb51",
     "hu_window",
+    "kinetics",
     "load_ct",
     "pad_collate",
     "read_label_csv",

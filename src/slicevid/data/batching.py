@@ -73,6 +73,7 @@ class LengthBucketSampler(Sampler[list[int]]):
         seed: base seed; call :meth:`set_epoch` each epoch.
         rank: this process's rank under torchrun.
         world_size: number of processes; each takes every ``world_size``-th batch.
+        drop_last: leave out the one batch smaller than ``batch_size`` (a different sample each epoch).
     """
 
     def __init__(
@@ -84,9 +85,10 @@ class LengthBucketSampler(Sampler[list[int]]):
         seed: int = 0,
         rank: int = 0,
         world_size: int = 1,
+        drop_last: bool = False,
     ) -> None:
         self.depths = np.asarray(depths, dtype=np.int64)
-        self.batch_size, self.shuffle, self.seed = batch_size, shuffle, seed
+        self.batch_size, self.shuffle, self.seed, self.drop_last = batch_size, shuffle, seed, drop_last
         self.rank, self.world_size = rank, world_size
         self.epoch = 0
 
@@ -98,6 +100,8 @@ class LengthBucketSampler(Sampler[list[int]]):
         tiebreak = rng.random(len(self.depths)) if self.shuffle else np.arange(len(self.depths))
         order = np.lexsort((tiebreak, self.depths))
         batches = [order[i : i + self.batch_size].tolist() for i in range(0, len(order), self.batch_size)]
+        if self.drop_last and len(batches[-1]) < self.batch_size:
+            batches.pop()
         if self.shuffle:
             batches = [batches[i] for i in rng.permutation(len(batches))]
         total = math.ceil(len(batches) / self.world_size) * self.world_size
@@ -108,7 +112,8 @@ class LengthBucketSampler(Sampler[list[int]]):
         return iter(self._batches())
 
     def __len__(self) -> int:
-        return math.ceil(math.ceil(len(self.depths) / self.batch_size) / self.world_size)
+        rounding = math.floor if self.drop_last else math.ceil
+        return math.ceil(rounding(len(self.depths) / self.batch_size) / self.world_size)
 
 
 def sample_depths(dataset: Any) -> list[int] | None:

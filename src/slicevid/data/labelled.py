@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from .._registry import check_choice
-from ..errors import DataError, warn_skipped
+from ..errors import ConfigError, DataError, warn_skipped
 from .cache import check_cache_dir
 from .ct import is_nifti
 from .labels import TARGET, HeadColumns, read_label_table, scan_id
@@ -64,6 +64,19 @@ def resolve_scan(root: Path, name: str) -> Path | None:
         if candidate.exists():
             return candidate
     return None
+
+
+def _stratified_share(indices: np.ndarray, share: float, seed: int, stratify) -> np.ndarray:
+    """``share`` of ``indices``, stratified, in their order."""
+    try:
+        kept, _ = holdout_split(len(indices), 1 - share, seed, stratify=stratify)
+    except DataError as err:
+        counts = f" (class counts {np.bincount(np.asarray(stratify)).tolist()})" if stratify is not None else ""
+        raise DataError(
+            f"label_fraction={share} of {len(indices)} training scans{counts} cannot keep every class: "
+            "use a larger fraction or more scans"
+        ) from err
+    return indices[np.sort(kept)]
 
 
 def find_scans(root: str | os.PathLike) -> list[Path]:
@@ -114,6 +127,9 @@ class LabelledScans(CTVolumeDataset):
         heads: several heads, or another kind of target: head name -> :class:`HeadColumns`.
         val_fraction: validation share of the split.
         seed: seed of the split.
+        label_fraction: with ``split="train"``, keep this share of the training scans (stratified
+            as the split, from ``seed``): the smaller labelled sets of a learning curve. The
+            validation scans do not change.
         exclude: scans to leave out before splitting: names, or a text file of names.
         on_error: ``"raise"`` or ``"skip"`` rows whose scan is missing (and scans that fail to load).
         **kwargs: :class:`CTVolumeDataset` options (``preprocessing``, ``cache_dir``,
@@ -136,11 +152,14 @@ class LabelledScans(CTVolumeDataset):
         heads: Mapping[str, HeadColumns] | None = None,
         val_fraction: float = 0.2,
         seed: int = 0,
+        label_fraction: float = 1.0,
         exclude: Iterable[str] | str | os.PathLike | None = None,
         on_error: str = "raise",
         **kwargs: Any,
     ) -> None:
         self.split = check_choice("split", split, SPLITS)
+        if not 0 < label_fraction <= 1:
+            raise ConfigError("label_fraction", f"must lie in (0, 1], got {label_fraction}")
         check_cache_dir(kwargs.get("cache_dir"))
         root = Path(root)
         if not root.is_dir():
@@ -154,6 +173,7 @@ class LabelledScans(CTVolumeDataset):
             seed=seed,
             split_by="stratified",
             exclude=tuple(sorted(read_exclusions(exclude))),
+            label_fraction=label_fraction,
         )
         if labels_csv is None:
             if split != "test":
@@ -174,6 +194,8 @@ class LabelledScans(CTVolumeDataset):
         if split in ("train", "val"):
             stratify = next((table.targets[h] for h, spec in heads.items() if spec.kind in ("class", "level")), None)
             train, val = holdout_split(len(table.names), val_fraction, seed, stratify=stratify)
+            if split == "train" and label_fraction < 1:
+                train = _stratified_share(train, label_fraction, seed, None if stratify is None else stratify[train])
             table = table.select(train if split == "train" else val)
         sources = [resolve_scan(root, name) for name in table.names]
         one_classifier = list(heads) == [TARGET]

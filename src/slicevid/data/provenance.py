@@ -31,6 +31,7 @@ class TrainingData:
         seed: seed of the split.
         split_by: how the split was drawn (``"stratified"``, ``"random"``, ``"group"``, ``"keras"``).
         exclude: scan ids left out before the split.
+        label_fraction: share of the training split that was used (a learning curve's subsets).
         train_count: training samples.
         val_ids: ids of the validation samples, in order (what ``evaluate`` scores by default).
     """
@@ -45,6 +46,7 @@ class TrainingData:
     seed: int | None = None
     split_by: str | None = None
     exclude: tuple[str, ...] = ()
+    label_fraction: float = 1.0
     train_count: int = 0
     val_ids: tuple[str, ...] = ()
 

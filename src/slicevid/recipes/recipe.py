@@ -113,6 +113,7 @@ class Recipe:
         slice_supervision: a per-slice head trained from the slice targets given to the runner, if any.
         preprocessing: how scans become inputs.
         val_fraction: the scans' validation share (the stratified 80/20 split of the paper).
+        label_fraction: share of the training scans fine-tuned on (stratified; for learning curves).
         test_nan_policy: NaN voxels in test scans: "raise", or "replace" to predict every scan.
         pretrain: training settings of the video stage.
         finetune: training settings of the CT stage.
@@ -135,6 +136,7 @@ class Recipe:
     slice_supervision: SliceSupervision | None = None
     preprocessing: CTPreprocessing = field(default_factory=CTPreprocessing)
     val_fraction: float = 0.2
+    label_fraction: float = 1.0
     test_nan_policy: Literal["raise", "replace"] = "replace"
     pretrain: TrainConfig = field(default_factory=TrainConfig)
     finetune: TrainConfig = field(default_factory=TrainConfig)

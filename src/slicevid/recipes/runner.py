@@ -175,7 +175,7 @@ def _table(reports: dict[str, Report]) -> str:
     return metrics_table(reports)
 
 
-def _new_model(recipe: Recipe, heads: dict, encoder_weights: bool = True) -> SliceSequenceClassifier:
+def new_model(recipe: Recipe, heads: dict, encoder_weights: bool = True) -> SliceSequenceClassifier:
     """A model of the recipe's architecture, its heads given (``num_classes=`` or ``tasks=``), seeded."""
     torch.manual_seed(recipe.finetune.seed)
     weights = recipe.encoder_weights if encoder_weights else None
@@ -205,7 +205,7 @@ def _pretrain(recipe: Recipe, videos: Path, folder: Path, cache: Path, progress:
     }
     train, val = ucf50(videos, split="train", **common), ucf50(videos, split="val", **common)
     started = time.perf_counter()
-    model = _new_model(recipe, {"num_classes": len(train.classes)})
+    model = new_model(recipe, {"num_classes": len(train.classes)})
     config = _stage_config(recipe.pretrain, folder, progress)
     fitted = pretrain(model, train, val, config, freeze_encoder=recipe.pretrain_frozen_encoder)
     seconds = round(time.perf_counter() - started, 1)
@@ -226,7 +226,8 @@ def _ct_data(recipe: Recipe, scans, labels_csv, exclude, slice_targets, cache: P
         "preprocessing": recipe.preprocessing,
         "cache_dir": cache,
     }
-    splits = LabelledScans(scans, labels_csv, "train", **kwargs), LabelledScans(scans, labels_csv, "val", **kwargs)
+    train = LabelledScans(scans, labels_csv, "train", label_fraction=recipe.label_fraction, **kwargs)
+    splits = train, LabelledScans(scans, labels_csv, "val", **kwargs)
     for split in splits:
         split.fill_cache(workers=max(1, recipe.finetune.num_workers), progress=progress)
     return splits
@@ -260,7 +261,7 @@ def _finetune(
         augment=recipe.augment if configuration.augment else "none",
     )
     heads = {"tasks": tasks, "slice_supervision": recipe.slice_supervision}
-    start = pretrained if configuration.pretrained else _new_model(recipe, heads, configuration.encoder_weights)
+    start = pretrained if configuration.pretrained else new_model(recipe, heads, configuration.encoder_weights)
     started = time.perf_counter()
     _, fitted = finetune(start, train, val, settings, **heads, freeze_encoder=configuration.frozen_encoder)
     record = {

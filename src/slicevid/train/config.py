@@ -60,6 +60,9 @@ class TrainConfig:
         precise_bn: recompute BatchNorm statistics over this many training batches before each
             validation (0 keeps the running averages, which lag when weights change fast).
         seed: seed for initialisation order, shuffling, augmentation and dropout.
+        drop_last: leave out each epoch's batch that is smaller than ``batch_size``: a model
+            whose BatchNorm sees one value per channel (a 3D CNN pooled to 1 x 1 x 1) cannot
+            train on a batch of one.
         num_workers: DataLoader worker processes.
         grad_accum: batches per optimizer step.
         amp: "auto" (bf16 autocast on CUDA, off on CPU), "bf16" or "off" (fp32, as Keras).
@@ -93,6 +96,7 @@ class TrainConfig:
     augment: Augment = "none"
     precise_bn: int = 0
     seed: int = 0
+    drop_last: bool = False
     num_workers: int = field(default=0, metadata={"flags": ("--num-workers", "--workers")})
     grad_accum: int = 1
     amp: Amp = "auto"

@@ -159,6 +159,7 @@ class _Trainer:
             epoch=epoch,
             context=self.context,
             num_workers=self.config.num_workers,
+            drop_last=self.config.drop_last,
         )
 
     @property
@@ -208,7 +209,7 @@ class _Trainer:
             if self.augmentation is not None:
                 inputs = self.augmentation(inputs, generator=augment_rng, lengths=lengths)
             with autocast(self.device, self.autocast_dtype):
-                outputs = self.network(inputs, lengths)
+                outputs = self._forward(inputs, lengths)
             loss = self.objective(outputs, targets, lengths)
             self._check_loss(loss, epoch, step)
             (loss / self.config.grad_accum).backward()
@@ -222,6 +223,19 @@ class _Trainer:
         sums = gather_tensors(self.context, torch.cat([total, torch.tensor([float(count)], dtype=torch.float64)]))[0]
         sums = sums.view(-1, 2).sum(0)
         return float(sums[0] / sums[1])
+
+    def _forward(self, inputs: torch.Tensor, lengths: torch.Tensor | None) -> dict[str, torch.Tensor]:
+        try:
+            return self.network(inputs, lengths)
+        except ValueError as err:
+            if len(inputs) == 1 and "more than 1 value per channel" in str(err):
+                raise ConfigError(
+                    "batch_size",
+                    f"left a training batch of one scan, on which the model's BatchNorm cannot train "
+                    f"({len(self.train_data)} samples in batches of {self.config.batch_size}); "
+                    "set drop_last (--drop-last) or another batch size",
+                ) from err
+            raise
 
     def _check_loss(self, loss: torch.Tensor, epoch: int, step: int) -> None:
         value = float(loss.detach())
@@ -339,6 +353,11 @@ class _Trainer:
         return self.state.stopped
 
     def _save_best(self) -> None:
+        """``best/``: the model, or the slicevid model a training wrapper names as ``pretrained_model``."""
+        inner = getattr(self.model, "pretrained_model", None)
+        if isinstance(inner, SliceSequenceClassifier):
+            write_pretrained(self.out_dir / "best", inner.config, inner.state_dict())
+            return
         description = self.model.config if isinstance(self.model, SliceSequenceClassifier) else self.description
         write_pretrained(self.out_dir / "best", description, self.model.state_dict())
 

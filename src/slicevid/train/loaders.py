@@ -32,19 +32,28 @@ def training_loader(
     context: DistributedContext,
     num_workers: int = 0,
     shuffle: bool = True,
+    drop_last: bool = False,
 ) -> DataLoader:
     """The loader of one epoch (see the module docs for how batches are formed)."""
     common = {"num_workers": num_workers, "collate_fn": collate_for(dataset)}
     depths = sample_depths(dataset) if unwrap(dataset) is dataset else None
     if depths is not None and len(set(depths)) > 1:
         sampler = LengthBucketSampler(
-            depths, batch_size, shuffle=shuffle, seed=seed, rank=context.rank, world_size=context.world_size
+            depths,
+            batch_size,
+            shuffle=shuffle,
+            seed=seed,
+            rank=context.rank,
+            world_size=context.world_size,
+            drop_last=drop_last,
         )
         sampler.set_epoch(epoch)
         return DataLoader(dataset, batch_sampler=sampler, **common)
     if context.enabled:
         sampler = DistributedSampler(dataset, context.world_size, context.rank, shuffle=shuffle, seed=seed)
         sampler.set_epoch(epoch)
-        return DataLoader(dataset, batch_size=batch_size, sampler=sampler, **common)
+        return DataLoader(dataset, batch_size=batch_size, sampler=sampler, drop_last=drop_last, **common)
     generator = torch.Generator().manual_seed(seed + epoch)
-    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, generator=generator, **common)
+    return DataLoader(
+        dataset, batch_size=batch_size, shuffle=shuffle, generator=generator, drop_last=drop_last, **common
+    )
