@@ -489,3 +489,29 @@ def test_expand_inputs_tells_series_from_folders(data, tmp_path):
     with pytest.raises(DataError, match="notes.txt"):
         (tmp_path / "notes.txt").write_text("x")
         expand_inputs([tmp_path / "notes.txt"])
+
+
+def test_a_shown_recipe_edited_runs_with_the_edited_settings(data, tmp_path, capsys):
+    import yaml
+
+    assert main(["recipe", "show", "viptt-reproduction"]) == 0
+    recipe = yaml.safe_load(capsys.readouterr().out)
+    recipe["model"].update(
+        encoder="compact_cnn", encoder_kwargs={"widths": [4, 8]}, aggregator_kwargs={"hidden_size": 8}, head_hidden=16
+    )
+    recipe.update(encoder_weights=None, video={**recipe["video"], "num_frames": 6, "size": 32})
+    recipe["preprocessing"]["size"] = [6, 32, 32]
+    recipe["val_fraction"] = 0.4
+    recipe["configurations"] = {name: recipe["configurations"][name] for name in ("No PT (scratch)", "PT+CW")}
+    for stage in ("pretrain", "finetune"):
+        recipe[stage].update(epochs=1, device="cpu", progress=False)
+    recipe["finetune"]["lr"] = 0.0042  # the edit to find again
+    path = tmp_path / "r.yaml"
+    path.write_text(yaml.safe_dump(recipe))
+    out = tmp_path / "run"
+    assert main(["run", str(path), "--videos", str(data / "videos"), *scans_of(data), "--out", str(out)]) == 0
+    for stage in ("No_PT_scratch", "PT_CW"):
+        assert yaml.safe_load((out / stage / "config.yaml").read_text())["lr"] == 0.0042
+    assert yaml.safe_load((out / "recipe.yaml").read_text())["finetune"]["lr"] == 0.0042
+    saved = yaml.safe_load((out / "pretrain" / "config.yaml").read_text())
+    assert saved["lr"] == 0.001 and (out / "PT_CW" / "best" / "model.safetensors").is_file()

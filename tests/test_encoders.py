@@ -119,3 +119,16 @@ def test_imagenet_weights_load_from_local_cache(tmp_path, monkeypatch):
     torch.save(full.state_dict(), tmp_path / "hub" / "checkpoints" / "vgg16-397923af.pth")
     enc = create_encoder("vgg16", weights="imagenet")
     assert torch.equal(enc.features[28].weight, full.features[28].weight)
+
+
+def test_timm_imagenet_weights_offline_fail_at_once_and_name_the_cli_flag(tmp_path, monkeypatch):
+    import time
+
+    from slicevid.weights import hugging_face_cache_dir
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    started = time.perf_counter()
+    with pytest.raises(WeightsNotFoundError, match=r"--encoder-weights FILE") as err:
+        create_model("timm:resnet18", "lstm", 2, encoder_weights="imagenet")
+    assert time.perf_counter() - started < 5  # no hub retries
+    assert "'resnet18'" in str(err.value) and hugging_face_cache_dir() in str(err.value)

@@ -2,7 +2,7 @@
 
 A run killed mid-write leaves either the old file or the new one, never half of one; the
 temporary file it may leave (``.<name>.<random>.slicevid-tmp<suffix>``) is recognisable by
-:data:`TEMP_GLOB` and cleaned up by the next run in that folder. Written files get the
+`TEMP_GLOB` and cleaned up by the next run in that folder. Written files get the
 permissions the process's umask gives new files (``tempfile`` alone would make them 0600).
 """
 

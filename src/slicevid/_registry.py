@@ -1,6 +1,6 @@
 """A tiny name -> builder registry with ``create`` / ``list`` / ``register`` verbs, and choice checks.
 
-Used for encoders and aggregators, and (through :func:`check_choice`) for every argument that
+Used for encoders and aggregators, and (through `check_choice()`) for every argument that
 takes one of a fixed set of strings. Unknown names fail with the closest valid names, so a
 typo like ``"lstn"`` tells the user what they meant; names are matched case-insensitively
 when that is unambiguous (``"LSTM"`` is ``"lstm"``).

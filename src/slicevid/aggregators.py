@@ -111,7 +111,7 @@ class RecurrentAggregator(nn.Module):
         return outputs, top.transpose(0, 1).reshape(sequence.shape[0], self.out_features)
 
     def _run_unpacked(self, sequence: Tensor, lengths: Tensor | None) -> tuple[Tensor, Tensor]:
-        """:meth:`_run` without packed sequences, for graph export (ONNX, ``torch.export``).
+        """`_run()` without packed sequences, for graph export (ONNX, ``torch.export``).
 
         The forward direction reads the real slices first, so its outputs there are the packed
         ones: all its layers run as the RNN itself. A bidirectional RNN runs layer by layer,
@@ -310,6 +310,13 @@ def register_aggregator(name: str, builder: Callable[..., nn.Module] | None = No
     ``out_features``, and may take ``lengths`` ``(B,)`` as a second argument for padded batches.
     For slice supervision it also needs ``forward_sequence(sequence, lengths)`` returning
     ``(pooled, per_slice)`` and a ``sequence_features`` width.
+
+    Args:
+        name: the name ``create_model`` and ``--aggregator`` will know it by.
+        builder: the builder; without it, a decorator that registers the function it wraps.
+
+    Raises:
+        ConfigError: ``name`` is taken.
     """
     return _AGGREGATORS.register(name, builder)
 
@@ -320,7 +327,11 @@ def unregister_aggregator(name: str) -> None:
 
 
 def list_aggregators(pattern: str = "*") -> list[str]:
-    """Registered aggregator names matching ``pattern``."""
+    """Registered aggregator names (entry-point plugins included), sorted.
+
+    Args:
+        pattern: a shell-style pattern (``"*gru*"``).
+    """
     return _AGGREGATORS.names(pattern)
 
 

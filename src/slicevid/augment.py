@@ -1,13 +1,13 @@
 """Augmentation of whole volumes: the paper's in-plane rotation, and study-consistent 3D transforms.
 
-* :class:`RandomAxialRotation` is the paper's: rotate the entire volume in the axial plane by
+* `RandomAxialRotation` is the paper's: rotate the entire volume in the axial plane by
   an angle drawn from ``(-20, -10, -5, 0, 5, 10, 20)`` degrees (0 included, so the model also
   sees unrotated scans) and clip to [0, 1]. The authors' notebook instead skipped augmentation
   with probability 1/4 and otherwise drew one of the six non-zero angles:
-  :meth:`RandomAxialRotation.notebook_variant`. Rotation runs through ``affine_grid`` /
+  `RandomAxialRotation.notebook_variant()`. Rotation runs through ``affine_grid`` /
   ``grid_sample`` (bilinear, zeros outside), so it works on batches on the GPU; the reference
   used ``scipy.ndimage.rotate`` (cubic spline), a difference of interpolation smoothness only.
-* :class:`StudyAugmentation` draws one torchio transform per scan (a small in-plane rotation,
+* `StudyAugmentation` draws one torchio transform per scan (a small in-plane rotation,
   scaling and shift, a left-right flip, a gamma change and noise) and applies it to the whole
   volume, so every slice of a study moves together, as a 3D scan should.
 

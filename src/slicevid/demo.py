@@ -1,7 +1,7 @@
 """``slicevid demo``: the whole ViPTT-Net method on the embedded synthetic data, on a CPU, in minutes.
 
-The demo is the ``demo`` recipe (:func:`~slicevid.recipes.demo_recipe`) run by the one runner
-(:func:`~slicevid.recipes.run_recipe`) on data it writes first:
+The demo is the ``demo`` recipe ([`demo_recipe()`][slicevid.recipes.demo_recipe]) run by the one runner
+([`run_recipe()`][slicevid.recipes.run_recipe]) on data it writes first:
 
 1. synthetic CT phantoms (NIfTI), test phantoms from a second random stream, and action videos (AVI);
 2. pretraining on the videos (read through ``ucf50``);
@@ -38,7 +38,7 @@ WRITES = ("data", "cache", "pretrain", "PT", "No_PT", "recipe.yaml", "results.js
 
 @dataclass(frozen=True)
 class DemoData:
-    """How much synthetic data the demo writes; :meth:`quick` is a smoke-test version for the tests.
+    """How much synthetic data the demo writes; `quick()` is a smoke-test version for the tests.
 
     Attributes:
         phantoms_per_class: phantoms per class, split 80/20 into training and validation.

@@ -1,10 +1,10 @@
 """Deploying a trained model: ONNX with the model's own description, ONNX Runtime, int8, and ``torch.export``.
 
-:func:`export_onnx` writes a graph whose first input is the volume batch ``volumes``
+`export_onnx()` writes a graph whose first input is the volume batch ``volumes``
 ``(B, C, D, H, W)`` (dynamic ``B`` and ``D``), whose second input is ``lengths`` ``(B,)`` int64
 (each volume's real depth in a padded batch), and whose outputs are each head's logits in
 task order (the first output is a one-head model's logits). The model's
-:class:`~slicevid.ModelConfig` (class names, tasks and thresholds, input size and range, CT
+[`ModelConfig`][slicevid.ModelConfig] (class names, tasks and thresholds, input size and range, CT
 preprocessing, training data) is embedded as metadata, so the file alone is enough to predict:
 ``slicevid predict --checkpoint model.onnx`` runs it with ONNX Runtime, with no model code of
 PyTorch's on that path.
@@ -13,7 +13,7 @@ Every built-in aggregator exports (LSTM, GRU, bidirectional and stacked, attenti
 mean), with ``slice_context``, the feature LayerNorm, padded batches and every task head: the
 model's export mode (``SliceSequenceClassifier.exporting``) replaces the two steps a graph
 cannot hold, the selection of real slices and packed recurrent sequences, by equivalent masked
-ones. :func:`export_program` writes the same graph as a ``torch.export`` program, the format of
+ones. `export_program()` writes the same graph as a ``torch.export`` program, the format of
 PyTorch's own deployment paths (AOTInductor, ExecuTorch).
 """
 
@@ -36,8 +36,18 @@ from .errors import CheckpointError, ConfigError, DataError
 from .model_config import ModelConfig
 from .tasks import Task
 
+__all__ = [
+    "CONFIG_KEY",
+    "QUANTIZED_OPS",
+    "OnnxModel",
+    "export_onnx",
+    "export_program",
+    "quantize_onnx",
+    "read_onnx_config",
+]
+
 CONFIG_KEY = "slicevid_config"
-"""The ONNX metadata key that holds the model's :class:`ModelConfig` as JSON."""
+"""The ONNX metadata key that holds the model's [`ModelConfig`][slicevid.ModelConfig] as JSON."""
 INPUTS = ("volumes", "lengths")
 
 
@@ -91,7 +101,7 @@ def _recurrent_ops_dynamic() -> Iterator[None]:
     that the registration does not clear: from the second export in a process on, recurrent
     layers were unrolled at the example depth. Clearing the cache on entry and exit makes every
     export alike. PyTorch releases without these decompositions write recurrent graphs of the
-    example's depth, which :class:`OnnxModel` then enforces.
+    example's depth, which `OnnxModel` then enforces.
     """
     try:
         from torch.export._patches import (
@@ -165,7 +175,10 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, *, depth: int | None 
 
 
 def read_onnx_config(path: str | os.PathLike) -> ModelConfig:
-    """The :class:`ModelConfig` embedded in an exported ``.onnx`` file.
+    """The [`ModelConfig`][slicevid.ModelConfig] embedded in an exported ``.onnx`` file.
+
+    Args:
+        path: the ``.onnx`` file.
 
     Raises:
         CheckpointError: the file is missing, not ONNX, or holds no slicevid description.
@@ -228,16 +241,20 @@ class OnnxModel:
 
 
 QUANTIZED_OPS = ["MatMul", "Gemm", "LSTM", "GRU", "Attention"]
-"""The ops :func:`quantize_onnx` makes int8. Not ``Conv``: ONNX Runtime's dynamically quantized
-convolution (``ConvInteger``) ran the ViPTT-Net preset 4x slower than fp32 on a 2-core CPU."""
+"""The ops [`quantize_onnx()`][slicevid.deploy.quantize_onnx] makes int8. Not ``Conv``: ONNX Runtime's
+dynamically quantized convolution (``ConvInteger``) ran the ViPTT-Net preset 4x slower than fp32 on a 2-core CPU."""
 
 
 def quantize_onnx(path: str | os.PathLike, out: str | os.PathLike) -> Path:
     """An int8 copy of an exported model, its description kept.
 
-    Dynamic quantization (ONNX Runtime's): weights of the :data:`QUANTIZED_OPS` are stored as
+    Dynamic quantization (ONNX Runtime's): weights of the `QUANTIZED_OPS` are stored as
     int8 and activations are quantized on the fly, so no calibration data is needed. It shrinks
-    the recurrent, attention and dense layers; convolutions stay fp32 (see :data:`QUANTIZED_OPS`).
+    the recurrent, attention and dense layers; convolutions stay fp32 (see `QUANTIZED_OPS`).
+
+    Args:
+        path: an exported ``.onnx`` file.
+        out: the int8 file to write (may be ``path`` itself).
     """
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
@@ -260,6 +277,11 @@ def export_program(model: nn.Module, path: str | os.PathLike, *, depth: int | No
     """Write ``model`` as a ``torch.export`` program (``.pt2``), dynamic in batch and depth.
 
     Load it with ``torch.export.load(path).module()``; call that with ``(volumes, lengths)``.
+
+    Args:
+        model: a slicevid model.
+        path: the ``.pt2`` file to write.
+        depth: the example depth to trace with.
     """
     path = Path(path)
     model = model.eval()

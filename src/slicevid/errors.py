@@ -1,7 +1,7 @@
 """Exception types users can catch.
 
 Every error slicevid raises about what it was *given* (a file, a label, a setting, a tensor)
-is a :class:`SlicevidError`, with a message that names the file or argument and what was
+is a `SlicevidError`, with a message that names the file or argument and what was
 expected. The command line prints those as one line and exits with status 2; anything else
 is a bug and keeps its traceback.
 

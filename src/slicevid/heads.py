@@ -1,11 +1,11 @@
 """The heads of a slice-sequence model: scan-level task heads and an optional per-slice head.
 
-* :class:`TaskHeads`: a shared hidden layer (Dense 1024 + ReLU in the paper) and one output
+* `TaskHeads`: a shared hidden layer (Dense 1024 + ReLU in the paper) and one output
   layer per task. A one-task model keeps the paper's layout (``head.hidden``, ``head.classifier``),
   so checkpoints of earlier versions and the authors' converted weights load unchanged; a model
   with several tasks has ``head.classifier.task_<name>`` (prefixed, because a task may well be
   called ``type``, a name ``nn.Module`` keeps for itself).
-* :class:`SliceHead`: one linear layer on the aggregator's per-slice outputs, giving slice
+* `SliceHead`: one linear layer on the aggregator's per-slice outputs, giving slice
   logits ``(B, D, labels)``; padded slices get ``-inf``-free zeros and are masked wherever used.
   It can pool the slice logits into a scan-level task: the maximum over real slices, or a
   learned attention (softmax over real slices) weighting them.

@@ -1,8 +1,8 @@
 """From input volumes to encoder inputs: validation, channel adapters and 2.5D slice context.
 
 A volume ``(B, C, D, H, W)`` reaches the 2D encoder as ``B * D`` slices. Two steps shape
-their channels: :func:`stack_slice_context` gives each slice its neighbours as extra
-channels (2.5D input), and an adapter (:func:`make_adapter`) turns those channels into what
+their channels: `stack_slice_context()` gives each slice its neighbours as extra
+channels (2.5D input), and an adapter (`make_adapter()`) turns those channels into what
 the encoder takes: the paper's learnable 1x1x1 convolution to 3 channels, a tiling of one
 channel, or nothing.
 """

@@ -5,7 +5,7 @@ frames), then height and width, the layout of ``nn.Conv3d`` and of video models.
 encoder sees all real slices of the batch in one call (optionally in chunks, optionally
 with activation checkpointing), the aggregator reads the ``(B, D, F)`` feature sequence in
 slice order, and each head returns logits: ``(B, outputs)`` for a one-task model, a dict
-from task name to logits for a model with several (see :mod:`slicevid.tasks`).
+from task name to logits for a model with several (see `slicevid.tasks`).
 
 Volumes of different depths go in as one zero-padded batch with their ``lengths``: padding
 is never encoded, and every aggregator ignores it, so in ``eval()`` mode each sample's
@@ -46,15 +46,15 @@ _SETTINGS = [f.name for f in dataclass_fields(ModelConfig)]
 class SliceSequenceClassifier(nn.Module):
     """Classify a 3D volume (or a video clip) as a sequence of 2D slices.
 
-    Build one with :func:`create_model` or :func:`slicevid.presets.viptt_net`; this constructor
-    takes the whole description as a :class:`~slicevid.ModelConfig`.
+    Build one with `create_model()` or [`slicevid.presets.viptt_net()`][slicevid.presets.viptt_net]; this constructor
+    takes the whole description as a [`ModelConfig`][slicevid.ModelConfig].
 
     Args:
         config: the architecture and tasks (the paper's ViPTT-Net by default).
         encoder: an encoder module, used instead of building ``config.encoder`` by name.
         aggregator: an aggregator module, used instead of building ``config.aggregator``.
         encoder_weights: ``None``, ``"imagenet"``, ``"keras-imagenet"`` (VGG-16) or a weights file.
-        execution: how slices run through the encoder (:meth:`set_slice_execution`).
+        execution: how slices run through the encoder (`set_slice_execution()`).
 
     Note:
         With an encoder that has BatchNorm, training-mode statistics are computed per
@@ -303,7 +303,7 @@ class SliceSequenceClassifier(nn.Module):
         return {name: outputs[name] for name in self.config.tasks}
 
     def forward_head(self, features: Tensor, lengths: Tensor | None = None) -> Tensor | dict[str, Tensor]:
-        """Logits from slice features ``(B, D, F)``, in the form :meth:`forward` returns them."""
+        """Logits from slice features ``(B, D, F)``, in the form `forward()` returns them."""
         return self.public_outputs(self.outputs_from_features(features, lengths))
 
     def forward(self, x: Tensor, lengths: Tensor | None = None) -> Tensor | dict[str, Tensor]:
@@ -424,7 +424,7 @@ class SliceSequenceClassifier(nn.Module):
 
     # ------------------------------------------------------------------ deployment
     def export_onnx(self, path: str | os.PathLike, *, depth: int | None = None) -> Path:
-        """Write this model as an ONNX graph with its config embedded (see :mod:`slicevid.deploy`).
+        """Write this model as an ONNX graph with its config embedded (see `slicevid.deploy`).
 
         Args:
             path: the ``.onnx`` file to write.
@@ -437,7 +437,7 @@ class SliceSequenceClassifier(nn.Module):
 
     # ------------------------------------------------------------------ persistence
     def save_pretrained(self, directory: str | os.PathLike) -> Path:
-        """Write ``config.json`` (the :class:`ModelConfig`) and ``model.safetensors`` atomically."""
+        """Write ``config.json`` (the [`ModelConfig`][slicevid.ModelConfig]) and ``model.safetensors`` atomically."""
         missing = [k for k in ("encoder", "aggregator") if getattr(self.config, k) is None]
         if missing:
             raise ConfigError(
@@ -449,7 +449,7 @@ class SliceSequenceClassifier(nn.Module):
 
     @classmethod
     def from_pretrained(cls, directory: str | os.PathLike, **overrides: Any) -> SliceSequenceClassifier:
-        """Rebuild a model saved by :meth:`save_pretrained`; ``overrides`` replace config fields.
+        """Rebuild a model saved by `save_pretrained()`; ``overrides`` replace config fields.
 
         Raises:
             CheckpointError: the folder or one of its two files is missing, ``config.json`` is
@@ -485,7 +485,7 @@ def create_model(
     channels_last: bool = True,
     **config: Any,
 ) -> SliceSequenceClassifier:
-    """Build a :class:`SliceSequenceClassifier`; whatever is not given is the paper's ViPTT-Net.
+    """Build a [`SliceSequenceClassifier`][slicevid.SliceSequenceClassifier]; what is not given is the paper's.
 
     Args:
         encoder: encoder name (``"vgg16"``, ``"compact_cnn"``, ``"timm:resnet18"``, a registered
@@ -499,7 +499,7 @@ def create_model(
         slice_chunk: encode at most this many slices per call (memory only).
         checkpoint_slices: activation checkpointing in the encoder (memory only).
         channels_last: channels-last memory format for the encoder (speed only; on by default).
-        **config: any other :class:`~slicevid.ModelConfig` field (``in_channels``, ``adapter``,
+        **config: any other [`ModelConfig`][slicevid.ModelConfig] field (``in_channels``, ``adapter``,
             ``head_hidden``, ``aggregator_kwargs``, ``feature_norm``, ``slice_context``,
             ``class_names``, ``slice_supervision`` ...); ``None`` values are dropped.
 

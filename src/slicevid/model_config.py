@@ -3,14 +3,14 @@
 Its field defaults *are* the paper's ViPTT-Net (VGG-16 encoder, 1x1x1 convolution adapter, an
 LSTM, a 1024-unit hidden layer, five TB classes); nothing else in slicevid restates them.
 
-A model built by :class:`~slicevid.SliceSequenceClassifier` carries one of these as
+A model built by [`SliceSequenceClassifier`][slicevid.SliceSequenceClassifier] carries one of these as
 ``model.config``. It holds the architecture (enough to rebuild the model before loading
 weights), the tasks its heads predict, and what anyone needs to *use* the model: the input
 size and value range it was trained on, the exact CT preprocessing, and which data it saw.
 ``save_pretrained`` writes it as ``config.json``; ``from_pretrained`` restores it, so
 ``slicevid predict`` needs nothing but the checkpoint.
 
-Runtime switches (:class:`SliceExecution`: slice chunking, activation checkpointing,
+Runtime switches (`SliceExecution`: slice chunking, activation checkpointing,
 channels-last) are not part of it: they change how a forward pass runs, never what it computes.
 """
 
@@ -72,7 +72,7 @@ class SliceExecution:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """Architecture, tasks and input description of a :class:`~slicevid.SliceSequenceClassifier`.
+    """Architecture, tasks and input description of a [`SliceSequenceClassifier`][slicevid.SliceSequenceClassifier].
 
     Attributes:
         encoder: registered encoder name or ``"timm:<name>"``; ``None`` for a module instance
@@ -90,7 +90,7 @@ class ModelConfig:
         feature_norm: ``"layernorm"`` normalises each slice's features before the aggregator.
         slice_context: neighbouring slices on each side stacked as extra channels (2.5D input).
         class_names: names of a one-head classifier's classes, in label order.
-        tasks: the heads, by name (:mod:`slicevid.tasks`); ``None`` is one multi-class head.
+        tasks: the heads, by name (`slicevid.tasks`); ``None`` is one multi-class head.
         slice_supervision: a per-slice head trained from slice targets, if any.
         input_size: ``(depth, height, width)`` of the training inputs; depth ``None`` when it varied.
         input_range: ``(low, high)`` of the input values the model was trained on.
@@ -98,8 +98,10 @@ class ModelConfig:
         training_data: which samples trained and validated the model, and how they were split.
     """
 
-    encoder: str | None = "vgg16"
-    aggregator: str | None = "lstm"
+    encoder: str | None = field(
+        default="vgg16", metadata={"help": 'registered encoder name, or "timm:<name>" for any timm model'}
+    )
+    aggregator: str | None = field(default="lstm", metadata={"help": "registered aggregator name"})
     num_classes: int | None = None
     in_channels: int = 1
     adapter: Adapter = "conv"
@@ -218,7 +220,7 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any], source: str = "config") -> ModelConfig:
-        """Rebuild from :meth:`to_dict` output; configs written by older slicevid versions load too.
+        """Rebuild from `to_dict()` output; configs written by older slicevid versions load too.
 
         Raises:
             CheckpointError: unknown keys, or values that do not validate (the message names ``source``).

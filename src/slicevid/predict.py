@@ -52,6 +52,18 @@ from .plots import plot_slice_importance
 from .tasks import Multiclass, Multilabel, Task
 from .train.network import ModelOutputs
 
+__all__ = [
+    "Prediction",
+    "check_tta",
+    "expand_inputs",
+    "load_predictor",
+    "predict_batch",
+    "predict_scans",
+    "resolve_preprocessing",
+    "write_results",
+    "write_submission",
+]
+
 SUBMISSION_IDS = ("stem", "filename")
 TTA_CHOICES = ("flip", "reverse")
 _SIDES = re.compile(r"(^|[^a-z])(left|right)([^a-z]|$)", re.IGNORECASE)
@@ -98,8 +110,11 @@ def expand_inputs(inputs: Sequence[str | os.PathLike]) -> tuple[list[Path], list
     """The scans ``inputs`` name, and their ids.
 
     A NIfTI or multi-frame DICOM file is one scan, with its name as id; a folder is searched for
-    scans (:func:`~slicevid.data.find_scans`), each with its path relative to that folder as id;
+    scans ([`find_scans()`][slicevid.data.find_scans]), each with its path relative to that folder as id;
     a folder of plain DICOM files is one series, named after the folder.
+
+    Args:
+        inputs: NIfTI or DICOM files, series folders, or folders of scans.
 
     Raises:
         DataError: a missing input, an unreadable kind of file, no scan at all, or two scans with one id.
@@ -140,6 +155,13 @@ def resolve_preprocessing(
     ``depth``, ``size`` and ``rotate90`` are checks: given values must match the checkpoint.
     For a checkpoint without saved preprocessing they set it (paper defaults otherwise).
 
+    Args:
+        model: a slicevid model, an ``OnnxModel`` or a plain module.
+        depth: the depth the caller expects (a check).
+        size: the height and width the caller expects (a check).
+        rotate90: whether the caller expects rotated slices (a check).
+        nan_policy: ``"raise"`` or ``"replace"`` NaN voxels (``None``: the model's).
+
     Raises:
         CheckpointError: the model was trained on video clips, not scans.
         ConfigError: a given value contradicts the checkpoint (the message says what the model expects).
@@ -177,7 +199,12 @@ def resolve_preprocessing(
 
 
 def load_predictor(checkpoint: str | os.PathLike | nn.Module | OnnxModel) -> nn.Module | OnnxModel:
-    """A model to predict with: a ``save_pretrained`` folder, an exported ``.onnx`` file, or a model as given."""
+    """A model to predict with: a ``save_pretrained`` folder, an exported ``.onnx`` file, or a model as given.
+
+    Args:
+        checkpoint: a folder from ``save_pretrained``, a ``.onnx`` file from ``slicevid export``, a
+            model, or an ``OnnxModel``.
+    """
     if isinstance(checkpoint, (nn.Module, OnnxModel)):
         return checkpoint
     if str(checkpoint).lower().endswith(".onnx"):
@@ -186,7 +213,7 @@ def load_predictor(checkpoint: str | os.PathLike | nn.Module | OnnxModel) -> nn.
 
 
 def model_description(model: nn.Module | OnnxModel) -> ModelConfig | None:
-    """A model's :class:`ModelConfig`, if it carries one."""
+    """A model's [`ModelConfig`][slicevid.ModelConfig], if it carries one."""
     config = getattr(model, "config", None)
     return config if isinstance(config, ModelConfig) else None
 
@@ -203,6 +230,10 @@ def check_trained_on_scans(config: ModelConfig | None) -> None:
 
 def check_tta(tta: Sequence[str], tasks: dict[str, Task]) -> tuple[str, ...]:
     """The test-time augmentations, checked against what each task allows.
+
+    Args:
+        tta: augmentation names (``"flip"``, ``"reverse"``).
+        tasks: the model's tasks, by name.
 
     Raises:
         ConfigError: an unknown augmentation, or ``"flip"`` for a task whose labels name a side
@@ -238,7 +269,14 @@ def predict_batch(
     """Per task, the probabilities of a batch, averaged over the test-time augmentations (and the original).
 
     ``model`` is a module, or anything called as ``model(volumes, lengths)`` that returns logits by
-    task name (an :class:`~slicevid.deploy.OnnxModel`, a model under autocast).
+    task name (an `OnnxModel`, a model under autocast).
+
+    Args:
+        model: the model (see above).
+        volumes: a batch ``(B, C, D, H, W)``.
+        lengths: each volume's real depth in a padded batch (``None``: all full).
+        tasks: the model's tasks, by name.
+        tta: test-time augmentations (checked by `check_tta()`).
     """
     network = ModelOutputs(model) if isinstance(model, nn.Module) else model
     views = [("", volumes)]
@@ -303,7 +341,7 @@ def predict_scans(
         series: in a DICOM folder that holds several series, the one to read (UID or number).
 
     Returns:
-        One :class:`Prediction` per scan, in the order the scans were found.
+        One `Prediction` per scan, in the order the scans were found.
 
     Raises:
         DataError: an input is missing or unreadable, or two scans share an id.
@@ -414,7 +452,7 @@ def result_columns(tasks: dict[str, Task]) -> list[str]:
 
 
 def result_row(prediction: Prediction) -> list[str]:
-    """One prediction as the cells of :func:`result_columns`."""
+    """One prediction as the cells of `result_columns()`."""
     cells = [prediction.file_id, prediction.file_name]
     for name, task in prediction.tasks.items():
         probabilities, decided = prediction.probabilities[name], prediction.decisions[name]
@@ -433,6 +471,10 @@ def write_results(predictions: Sequence[Prediction], path: str | os.PathLike) ->
     Columns: ``file_id``, ``file``, then per task: ``predicted`` and ``p_<class>`` (classes and
     levels), ``p_<label>`` and ``<label>`` (0/1 decisions of multi-label heads), or the score;
     with several tasks each column is prefixed ``<task>.``.
+
+    Args:
+        predictions: what `predict_scans()` returned.
+        path: the CSV file to write (atomically).
     """
     path = Path(path)
     buffer = io.StringIO()

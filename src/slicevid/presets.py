@@ -17,6 +17,11 @@ from .data.preprocess import CTPreprocessing
 from .initializers import keras_init_
 from .model import SliceSequenceClassifier, create_model
 
+__all__ = [
+    "VIPTT_INPUT_SIZE",
+    "viptt_net",
+]
+
 VIPTT_INPUT_SIZE = CTPreprocessing().size
 """(depth, height, width) the paper resamples every scan and clip to."""
 INITS = ("pytorch", "keras")
@@ -34,7 +39,7 @@ def viptt_net(
     It has 15,771,467 parameters with 5 classes and 15,776,592 with 10: the Keras model's
     count plus the second LSTM bias vector that PyTorch keeps (1,024).
 
-    Its layers are :class:`~slicevid.ModelConfig`'s defaults, the one place they are stated.
+    Its layers are [`ModelConfig`][slicevid.ModelConfig]'s defaults, the one place they are stated.
 
     Args:
         num_classes: 5 for TB types (the default), 10 for the UCF50 pretraining subset.
@@ -43,7 +48,7 @@ def viptt_net(
         init: ``"pytorch"`` (PyTorch's default initialisation) or ``"keras"`` (Glorot-uniform
             kernels, orthogonal recurrent kernels, zero biases, LSTM forget-gate bias 1: what
             the authors' Keras model started from). Pretrained encoder weights are kept either way.
-        **overrides: any :func:`~slicevid.create_model` argument, e.g. ``aggregator="gru"``
+        **overrides: any [`create_model()`][slicevid.create_model] argument, e.g. ``aggregator="gru"``
             or ``checkpoint_slices=True``.
 
     Returns:

@@ -1,4 +1,4 @@
-"""The ``save_pretrained`` folder: ``config.json`` (a :class:`ModelConfig`) beside ``model.safetensors``.
+"""The ``save_pretrained`` folder: ``config.json`` (the model's description) beside ``model.safetensors``.
 
 Both files are written atomically; reading checks both before anything is built, and every
 problem (a missing file, broken JSON, an unknown key, truncated weights) is one error that
@@ -34,7 +34,7 @@ def write_pretrained(directory: str | os.PathLike, config: ModelConfig, state: d
 
 
 def read_model_config(directory: str | os.PathLike) -> ModelConfig:
-    """The :class:`ModelConfig` of a folder written by ``save_pretrained`` (checked, not loaded)."""
+    """The [`ModelConfig`][slicevid.ModelConfig] of a folder written by ``save_pretrained`` (checked, not loaded)."""
     directory = Path(directory)
     config_path, weights_path = directory / CONFIG_NAME, directory / WEIGHTS_NAME
     for path in (config_path, weights_path):
@@ -54,8 +54,12 @@ def load_weights(module: torch.nn.Module, directory: str | os.PathLike) -> Model
     back with ``SliceSequenceClassifier.from_pretrained``; a plain module cannot be rebuilt from
     the folder, so build it as before and load its weights with this.
 
+    Args:
+        module: the module, built as it was for training.
+        directory: the run's ``best/`` (or any ``save_pretrained`` folder of that module).
+
     Returns:
-        The saved :class:`ModelConfig`: its tasks (class names), input size and preprocessing,
+        The saved [`ModelConfig`][slicevid.ModelConfig]: its tasks (class names), input size and preprocessing,
         e.g. for ``predict_scans(module, scans, preprocessing=config.preprocessing,
         class_names=config.class_names)``.
 

@@ -108,7 +108,7 @@ def _scipy_zoom(tensor: torch.Tensor, size: tuple[int, int, int], order: int, mo
 
 
 class SIZ:
-    """Transform form of :func:`spline_interpolated_zoom`, clipping the result to ``clip``.
+    """Transform form of `spline_interpolated_zoom()`, clipping the result to ``clip``.
 
     Args:
         size: target ``(depth, height, width)``.

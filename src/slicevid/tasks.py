@@ -45,6 +45,18 @@ from .metrics import (
     regression_report,
 )
 
+__all__ = [
+    "TARGET",
+    "Multiclass",
+    "Multilabel",
+    "Ordinal",
+    "Regression",
+    "SliceSupervision",
+    "Task",
+    "class_weighted_cross_entropy",
+    "tasks_from_columns",
+]
+
 TARGET = "target"
 """The name of the only task of a one-head model (``model(x)`` then returns a tensor, not a dict)."""
 CLASS_WEIGHT_MODES = ("keras", "normalized")
@@ -121,7 +133,7 @@ class Task:
         Args:
             logits: ``(B, outputs)``.
             targets: ``(B,)`` indices or ``(B, labels)`` values, with missing ones marked.
-            balance: class or positive weights from :meth:`balance`, or ``None``.
+            balance: class or positive weights from `balance()`, or ``None``.
             mode: how multi-class weights enter: ``"keras"`` (``mean(w[y] * ce)``, as Keras's
                 ``class_weight``) or ``"normalized"`` (``sum(w[y] * ce) / sum(w[y])``, as PyTorch's
                 ``CrossEntropyLoss(weight=w)``).
@@ -133,7 +145,7 @@ class Task:
         raise NotImplementedError
 
     def decide(self, probabilities: np.ndarray) -> np.ndarray:
-        """Decisions from :meth:`activate` output: class or level indices, 0/1 labels, or scores."""
+        """Decisions from `activate()` output: class or level indices, 0/1 labels, or scores."""
         raise NotImplementedError
 
     def report(self, probabilities: np.ndarray, targets: np.ndarray) -> Report:
@@ -419,7 +431,7 @@ TASK_KINDS: dict[str, type[Task]] = {cls.kind: cls for cls in (Multiclass, Multi
 
 
 def task_from_dict(values: Mapping[str, Any]) -> Task:
-    """Rebuild a task from :meth:`Task.to_dict` output."""
+    """Rebuild a task from `Task.to_dict()` output."""
     values = dict(values)
     kind = check_choice("kind", values.pop("kind", None), TASK_KINDS)
     try:
@@ -500,7 +512,7 @@ def tasks_from_columns(
     """The tasks that learn what a labels CSV's heads hold: classes, 0/1 labels, levels or scores.
 
     Args:
-        heads: per head, the kind of its columns (:class:`~slicevid.data.HeadColumns`).
+        heads: per head, the kind of its columns (`HeadColumns`).
         names: per head, its class, label or level names as the data gave them.
         flip_pairs: label pairs that swap in a left-right flip (for multi-label heads that hold both).
     """

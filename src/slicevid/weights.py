@@ -7,7 +7,7 @@ weights live with VGG-16), as timm's model files own theirs.
 Nothing here ever starts a download: slicevid runs where the network may be closed, and a
 retry loop is worse than a clear error. Named weights are looked up in the caches torchvision,
 timm (Hugging Face) and Keras fill on a machine with network access; a missing file is a
-:class:`~slicevid.WeightsNotFoundError` that names the exact file and where to put it.
+`WeightsNotFoundError` that names the exact file and where to put it.
 """
 
 from __future__ import annotations
@@ -185,6 +185,15 @@ def keras_cache_file(name: str, url: str, what: str) -> Path:
             f"or pass {WEIGHTS_OPTION}."
         )
     return target
+
+
+def hugging_face_cache_dir() -> str:
+    """Where the Hugging Face hub cache is (``HF_HUB_CACHE``, else ``HF_HOME``/hub), for messages."""
+    try:
+        from huggingface_hub.constants import HF_HUB_CACHE
+    except ImportError:
+        return "~/.cache/huggingface/hub"
+    return str(HF_HUB_CACHE)
 
 
 def hugging_face_cache_file(repo_id: str, filenames: tuple[str, ...]) -> Path | None:

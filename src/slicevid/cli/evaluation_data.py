@@ -1,6 +1,6 @@
 """Which scans ``slicevid evaluate`` scores: by default, exactly the validation scans of the training run.
 
-A checkpoint records its training data (:class:`~slicevid.data.provenance.TrainingData`): the
+A checkpoint records its training data (`TrainingData`): the
 scan folder, the labels CSV and its columns, the split's seed and fraction, and the ids of its
 validation scans. ``evaluate`` rebuilds that split and checks it yields the same ids, so it can
 neither score training scans by accident nor silently score another split; options given on

@@ -55,7 +55,7 @@ def field_docs(cls: type) -> dict[str, str]:
 
 
 def _plain(text: str) -> str:
-    """Docstring markup as plain help text (``code`` and :func:`name` lose their marks; % escaped)."""
+    """Docstring markup as plain help text (``code`` and `name()` lose their marks; % escaped)."""
     text = re.sub(r":\w+:`~?([^`]+)`", r"\1", text).replace("``", "")
     text = re.sub(r"\[([^\]]+)\]\[[^\]]+\]", r"\1", text)  # mkdocstrings cross-references
     return text.replace("%", "%%")
@@ -91,7 +91,11 @@ def add_dataclass_options(
     exclude: tuple[str, ...] = (),
     defaults: dict[str, Any] | None = None,
 ) -> list[str]:
-    """Add one option per field of ``cls`` to ``group``; returns their destinations (field names)."""
+    """Add one option per field of ``cls`` to ``group``; returns their destinations (field names).
+
+    Each option's help is its field's line in the class docstring, or the field's ``help``
+    metadata where the docstring speaks Python (``None`` for a module instance ...).
+    """
     hints, docs, added = get_type_hints(cls), field_docs(cls), []
     for item in fields(cls):
         if item.name in exclude or (only is not None and item.name not in only):
@@ -105,7 +109,7 @@ def add_dataclass_options(
             *flags,
             dest=item.name,
             default=default,
-            help=docs.get(item.name, ""),
+            help=item.metadata.get("help", docs.get(item.name, "")),
             **_argument_settings(hints[item.name]),
         )
         added.append(item.name)

@@ -2,7 +2,7 @@
 
 Training, model, runtime, preprocessing and clip options are generated from ``TrainConfig``,
 ``ModelConfig``, ``SliceExecution``, ``CTPreprocessing`` and ``ClipSettings`` (see
-:mod:`slicevid.cli.options`); this file only adds the options that belong to a command (data
+`slicevid.cli.options`); this file only adds the options that belong to a command (data
 locations, labels, checkpoints, outputs). Every option has a help text and shows its default.
 """
 
@@ -49,7 +49,7 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
         "--hidden-size",
         type=int,
         default=None,
-        help="units of a recurrent aggregator (its aggregator_kwargs hidden_size; 256 when not given)",
+        help="units of a recurrent aggregator (256 when not given)",
     )
     group.add_argument(
         "--encoder-weights",

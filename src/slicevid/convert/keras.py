@@ -121,7 +121,7 @@ def _convert(datasets: dict[str, np.ndarray], path: Path) -> tuple[dict, dict[st
 
 
 def load_keras_h5(path: str | os.PathLike) -> SliceSequenceClassifier:
-    """Build a :class:`SliceSequenceClassifier` from a ViPTT-Net Keras ``.h5`` file.
+    """Build a [`SliceSequenceClassifier`][slicevid.SliceSequenceClassifier] from a ViPTT-Net Keras ``.h5`` file.
 
     Args:
         path: ``ViPTT-Net-UCF50.h5`` or ``ViPTT-Net-CLEF-TBT.h5`` (or any model of the same layers).

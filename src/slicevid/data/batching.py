@@ -1,8 +1,8 @@
 """Batching volumes of different depths: a padding collate function and a length-bucketing sampler.
 
 Scans kept at their own depth (``CTPreprocessing(resample="native")``) cannot be stacked.
-:func:`pad_collate` zero-pads them to the deepest in the batch and returns each one's real
-depth; :class:`LengthBucketSampler` batches scans of similar depth together, so little
+`pad_collate()` zero-pads them to the deepest in the batch and returns each one's real
+depth; `LengthBucketSampler` batches scans of similar depth together, so little
 padding is computed at all (the model never encodes padded slices anyway).
 """
 
@@ -44,6 +44,10 @@ def pad_collate(samples: Sequence[tuple], depth_dim: int = 1) -> tuple:
     Volumes are padded with zeros along ``depth_dim`` (1 for ``(C, D, H, W)``, 0 for slice
     features ``(D, F)``). ``lengths`` is ``None`` when every sample has the same depth, so
     fixed-depth batches take the plain path.
+
+    Args:
+        samples: what the dataset returns, one tuple per sample.
+        depth_dim: the depth axis of each sample's first element.
     """
     volumes = [sample[0] for sample in samples]
     targets = collate_targets([sample[1] for sample in samples])
@@ -55,7 +59,7 @@ def pad_collate(samples: Sequence[tuple], depth_dim: int = 1) -> tuple:
 
 
 def feature_collate(samples: Sequence[tuple]) -> tuple:
-    """:func:`pad_collate` for slice features ``(D, F)``."""
+    """`pad_collate()` for slice features ``(D, F)``."""
     return pad_collate(samples, depth_dim=0)
 
 
@@ -70,7 +74,7 @@ class LengthBucketSampler(Sampler[list[int]]):
         depths: depth of every sample.
         batch_size: samples per batch.
         shuffle: shuffle within equal depths and the order of batches (per epoch, from ``seed``).
-        seed: base seed; call :meth:`set_epoch` each epoch.
+        seed: base seed; call `set_epoch()` each epoch.
         rank: this process's rank under torchrun.
         world_size: number of processes; each takes every ``world_size``-th batch.
         drop_last: leave out the one batch smaller than ``batch_size`` (a different sample each epoch).

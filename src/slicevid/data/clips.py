@@ -1,4 +1,4 @@
-"""``ClipSettings``: how a video becomes a model input, the video twin of :class:`CTPreprocessing`.
+"""``ClipSettings``: how a video becomes a model input, the video twin of `CTPreprocessing`.
 
 One dataclass holds every clip setting, so the UCF readers, the pytorchvideo adapter, the
 command line (its options are generated from these fields) and recipes share one source of

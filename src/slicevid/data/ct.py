@@ -54,7 +54,7 @@ def load_ct(
         path: a ``.nii`` / ``.nii.gz`` file, a folder holding one DICOM series (or one
             multi-frame file), or one multi-frame DICOM file.
         rotate90: rotate every axial slice as the ViPTT-Net reference did (see module docs).
-        nan_policy: ``"raise"`` a :class:`DataError` on NaN or infinite voxels, or ``"replace"``
+        nan_policy: ``"raise"`` a `DataError` on NaN or infinite voxels, or ``"replace"``
             them by ``nan_value`` with a warning that names the file and the count.
         nan_value: the replacement value, in HU (air by default).
         series: the series to read from a folder that holds several (its UID, or its number
@@ -67,7 +67,7 @@ def load_ct(
         DataError: the path is missing, not a regular file or folder, unreadable, not one 3D
             volume (a single slice, a colour image, a non-image DICOM object), holds several
             DICOM series, its geometry cannot be trusted, or it holds NaN/inf voxels under
-            ``nan_policy="raise"``. See :mod:`slicevid.data.dicom` for every DICOM case.
+            ``nan_policy="raise"``. See `slicevid.data.dicom` for every DICOM case.
     """
     from . import dicom
 
@@ -223,6 +223,11 @@ def hu_window(volume: ArrayT, lo: float = DEFAULT_HU_WINDOW[0], hi: float = DEFA
     """Clip Hounsfield units to ``[lo, hi]`` and scale linearly to [0, 1] (float32).
 
     The default window ``[-1000, 400]`` is the paper's: air to dense soft tissue.
+
+    Args:
+        volume: Hounsfield units (NumPy array or tensor).
+        lo: the window's lower bound (maps to 0).
+        hi: the window's upper bound (maps to 1).
     """
     if not hi > lo:
         raise ConfigError("window", f"must be (lo, hi) with hi > lo, got lo={lo}, hi={hi}")

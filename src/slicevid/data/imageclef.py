@@ -1,8 +1,8 @@
 """The ImageCLEF 2021 tuberculosis-type (TBT) task: a folder of NIfTI scans plus a label CSV.
 
 The challenge CSV has one row per scan: a file name (``FileName``) and the TB type as
-1..5 (``TypeOfTB``), mapped here to classes 0..4 in :data:`TB_CLASSES` order. This is one
-format among others: :class:`ImageCLEFTBT` is :class:`~slicevid.data.LabelledScans` with these
+1..5 (``TypeOfTB``), mapped here to classes 0..4 in `TB_CLASSES` order. This is one
+format among others: `ImageCLEFTBT` is [`LabelledScans`][slicevid.data.LabelledScans] with these
 columns and this numbering.
 
 The paper split 916 labelled scans 80/20, stratified, with ``random_state=0`` (732 / 184). The
@@ -38,6 +38,11 @@ def read_label_csv(
     A scan listed twice with the same label is kept once (with a warning); ``TRN_0001`` and
     ``TRN_0001.nii.gz`` name the same scan.
 
+    Args:
+        csv_path: the labels file.
+        file_column: its column of scan names.
+        label_column: its column of TB types 1..5.
+
     Raises:
         DataError: the CSV is missing, not UTF-8, lacks a column, lists no scan, holds a label
             outside 1..5, or gives one scan two labels (both lines are named).
@@ -61,7 +66,7 @@ class ImageCLEFTBT(LabelledScans):
         label_column: CSV column with the TB type 1..5.
         exclude: scans to leave out before splitting: names, or a text file of names.
         on_error: ``"raise"`` or ``"skip"`` rows whose scan is missing (and scans that fail to load).
-        **kwargs: :class:`~slicevid.data.CTVolumeDataset` options (``preprocessing``, ``cache_dir``,
+        **kwargs: [`CTVolumeDataset`][slicevid.data.CTVolumeDataset] options (``preprocessing``, ``cache_dir``,
             ``transform``, ``workers`` ...).
     """
 

@@ -1,11 +1,11 @@
 """Scans in a folder with targets from a labels CSV, split into training and validation: any task, any classes.
 
-This is the general route for your own data. :class:`~slicevid.data.ImageCLEFTBT` is this
+This is the general route for your own data. `ImageCLEFTBT` is this
 dataset with the challenge's columns and TB-type numbering; a binary task is
 ``LabelledScans(root, "labels.csv", label_column="Finding")``, classes named by the column's
 values; several heads are ``heads={"type": HeadColumns("class", ("TypeOfTB",)), ...}``.
 
-Scans are found wherever they sit under the folder (:func:`find_scans`): NIfTI files at any
+Scans are found wherever they sit under the folder (`find_scans()`): NIfTI files at any
 depth, and folders of DICOM files, one series each. A scan's id is its path relative to the
 folder, so per-patient layouts (``P1/ct.nii.gz``, ``P2/ct.nii.gz``) keep their scans apart.
 """
@@ -85,6 +85,9 @@ def find_scans(root: str | os.PathLike) -> list[Path]:
     A folder that holds only plain files (no NIfTI, no sub-folders) is one DICOM series; so is
     ``root`` itself when it is such a folder.
 
+    Args:
+        root: the folder to search (symbolic links followed, at most eight levels deep).
+
     Raises:
         DataError: ``root`` is not a folder.
     """
@@ -124,7 +127,7 @@ class LabelledScans(CTVolumeDataset):
         classes: that classifier's class names in order (default: from the column's values).
         first_label: the integer of the first class when integers name given classes (1 in the
             ImageCLEF numbering); ``None``: 0 if the column holds a 0, else 1.
-        heads: several heads, or another kind of target: head name -> :class:`HeadColumns`.
+        heads: several heads, or another kind of target: head name -> `HeadColumns`.
         val_fraction: validation share of the split.
         seed: seed of the split.
         label_fraction: with ``split="train"``, keep this share of the training scans (stratified
@@ -132,7 +135,7 @@ class LabelledScans(CTVolumeDataset):
             validation scans do not change.
         exclude: scans to leave out before splitting: names, or a text file of names.
         on_error: ``"raise"`` or ``"skip"`` rows whose scan is missing (and scans that fail to load).
-        **kwargs: :class:`CTVolumeDataset` options (``preprocessing``, ``cache_dir``,
+        **kwargs: `CTVolumeDataset` options (``preprocessing``, ``cache_dir``,
             ``slice_targets``, ``transform``, ``workers`` ...).
 
     The split is stratified by the first class or level head (missing labels form their own

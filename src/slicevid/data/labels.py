@@ -49,6 +49,10 @@ def scan_id(name: str | os.PathLike, root: str | os.PathLike | None = None) -> s
     """A scan's id: its path relative to ``root`` (posix), without ``.nii``/``.nii.gz``.
 
     ``scan_id("TRN_0001.nii.gz")`` is ``"TRN_0001"``; ``scan_id(root / "P1" / "ct.nii.gz", root)`` is ``"P1/ct"``.
+
+    Args:
+        name: a scan's file or folder name, or its path.
+        root: the folder the ids are relative to (``None``: the name alone).
     """
     path = Path(name)
     if root is not None:
@@ -121,6 +125,11 @@ def read_label_table(csv_path: str | os.PathLike, file_column: str, heads: Mappi
 
     A scan listed twice with the same targets is kept once (with a warning); two rows that give
     one scan different targets are an error naming both lines.
+
+    Args:
+        csv_path: the labels file.
+        file_column: its column of scan names.
+        heads: head name -> the columns that feed it and how to read them.
 
     Raises:
         DataError: the CSV is missing, not UTF-8, lacks a column (close names are suggested), lists

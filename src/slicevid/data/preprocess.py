@@ -1,7 +1,7 @@
 """The CT preprocessing pipeline: load -> HU window -> resample -> clip.
 
 Defaults follow the paper: window [-1000, 400] HU, SIZ (linear) to 70 x 224 x 224, clip to
-[0, 1]. Every setting is part of :meth:`CTPreprocessing.params`, which keys the cache and is
+[0, 1]. Every setting is part of `CTPreprocessing.params()`, which keys the cache and is
 saved with every model trained on CT, so prediction preprocesses exactly as training did.
 """
 
@@ -36,7 +36,7 @@ class CTPreprocessing:
             slice; ``"spacing"`` resamples depth to ``slice_spacing`` mm between slices. Height
             and width are always zoomed to ``size``.
         order: interpolation order for zooming (0, 1 or 3).
-        rotate90: rotate slices as the ViPTT-Net reference did (see :func:`load_ct`).
+        rotate90: rotate slices as the ViPTT-Net reference did (see [`load_ct()`][slicevid.data.load_ct]).
         zoom_mode: ``"nearest"`` (edge values, slicevid's default) or ``"constant"`` (scipy's
             default, as the authors called it: zeroes the last row and column of every slice).
         slice_spacing: millimetres between output slices for ``resample="spacing"``.
@@ -90,11 +90,14 @@ class CTPreprocessing:
 
     @classmethod
     def from_params(cls, values: dict) -> CTPreprocessing:
-        """Rebuild from :meth:`params` output."""
+        """Rebuild from `params()` output."""
         return cls(**{**values, "size": tuple(values["size"]), "window": tuple(values["window"])})
 
     def __call__(self, path: str | os.PathLike, series: str | int | None = None) -> np.ndarray:
-        """Load and preprocess one scan to float32 ``(D, H, W)`` in [0, 1] (``series``: see :func:`load_ct`)."""
+        """Load and preprocess one scan to float32 ``(D, H, W)`` in [0, 1].
+
+        ``series`` picks one series of a DICOM folder (see [`load_ct()`][slicevid.data.load_ct]).
+        """
         volume, spacing = load_ct(
             path, rotate90=self.rotate90, nan_policy=self.nan_policy, nan_value=self.window[0], series=series
         )

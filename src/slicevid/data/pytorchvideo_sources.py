@@ -3,18 +3,20 @@
 pytorchvideo's readers (``Kinetics``, ``Ucf101``, ``Hmdb51``, ``Charades``, ``SSv2``,
 ``labeled_video_dataset``) are iterable: they walk their videos in a sampler's order and cut
 clips with a clip sampler. Training here needs random access (shuffling, sharding, stable
-indices for the feature cache) and a fixed epoch length, so :func:`from_pytorchvideo` draws the
-clips once, turns each into the clip slicevid expects (:class:`~slicevid.data.ClipSettings`:
-grayscale, ``num_frames`` frames, ``size`` x ``size``, its value range) and keeps them, as 8-bit
-frames, in a map-style :class:`PyTorchVideoClips`. Every epoch then sees the same clips, in a
+indices for the feature cache) and a fixed epoch length, so
+[`from_pytorchvideo()`][slicevid.data.from_pytorchvideo] draws the clips once, turns each into
+the clip slicevid expects ([`ClipSettings`][slicevid.data.ClipSettings]: grayscale,
+``num_frames`` frames, ``size`` x ``size``, its value range) and keeps them, as 8-bit frames,
+in a map-style `PyTorchVideoClips`. Every epoch then sees the same clips, in a
 new order: runs are reproducible, and a validation set drawn apart stays apart.
 
 The map-style ``ucf50`` / ``ucf101`` readers remain the default for UCF folders: they decode a
 video only when first needed (or from the cache), split by group, and record their folder.
 
-The helpers :func:`kinetics`, :func:`ucf101` and :func:`hmdb51` build pytorchvideo's reader
-for each dataset's published layout and adapt it. Only ``pytorchvideo.data`` is imported
-(``pytorchvideo.transforms`` is broken with current torchvision); videos decode with PyAV.
+The helpers `kinetics()`, `ucf101()` (this module's, not ``slicevid.data.ucf101``) and
+`hmdb51()` build pytorchvideo's reader for each dataset's published layout and adapt it.
+Only ``pytorchvideo.data`` is imported (``pytorchvideo.transforms`` is broken with current
+torchvision); videos decode with PyAV.
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ WHOLE_VIDEO = Fraction(10**6)
 class PyTorchVideoClips(Dataset):
     """Clips drawn from a pytorchvideo dataset -> ``(clip (1, num_frames, size, size), label)``.
 
-    Build it with :func:`from_pytorchvideo`.
+    Build it with [`from_pytorchvideo()`][slicevid.data.from_pytorchvideo].
 
     Attributes:
         clip: how each video became a clip.
@@ -90,13 +92,13 @@ def from_pytorchvideo(
     Args:
         dataset: a ``LabeledVideoDataset`` (or any iterable of pytorchvideo's sample dicts,
             ``{"video": (C, T, H, W) in [0, 255], "label": int or name, "video_name": ...}``).
-        clip: every clip setting (:class:`~slicevid.data.ClipSettings`; the paper's by default).
+        clip: every clip setting ([`ClipSettings`][slicevid.data.ClipSettings]; the paper's by default).
         clips: clips per epoch; ``None`` takes one pass over the dataset. More than one pass
             holds draws again (a random clip sampler gives new clips).
         classes: class names in label order; by default the names of string labels (sorted),
             or the integers of integer labels.
         progress: show a progress bar while decoding.
-        **clip_fields: single :class:`~slicevid.data.ClipSettings` fields applied to ``clip``:
+        **clip_fields: single [`ClipSettings`][slicevid.data.ClipSettings] fields applied to ``clip``:
             ``num_frames``, ``size``, ``frames`` ("first" or "uniform"), ``short``, ``value_range``.
 
     Returns:
@@ -187,7 +189,8 @@ def kinetics(
         root: the dataset folder.
         split: ``"train"``, ``"val"`` or ``"test"`` (a folder of class folders).
         clip_sampler: pytorchvideo clip sampler (default: each video whole, once).
-        **options: :func:`from_pytorchvideo` settings (``num_frames``, ``size``, ``clips`` ...).
+        **options: [`from_pytorchvideo()`][slicevid.data.from_pytorchvideo] settings
+            (``num_frames``, ``size``, ``clips`` ...).
     """
     from pytorchvideo.data import Kinetics
 
@@ -216,7 +219,7 @@ def ucf101(
         split_file: an official list (``trainlist01.txt``, ``testlist01.txt``: ``Class/file.avi``
             per line, any label after it ignored); ``None`` takes every video.
         clip_sampler: pytorchvideo clip sampler (default: each video whole, once).
-        **options: :func:`from_pytorchvideo` settings.
+        **options: [`from_pytorchvideo()`][slicevid.data.from_pytorchvideo] settings.
     """
     from pytorchvideo.data import Ucf101
 
@@ -267,7 +270,7 @@ def hmdb51(
         split_id: which of the three splits.
         split_type: ``"train"``, ``"test"`` or ``"unused"``.
         clip_sampler: pytorchvideo clip sampler (default: each video whole, once).
-        **options: :func:`from_pytorchvideo` settings.
+        **options: [`from_pytorchvideo()`][slicevid.data.from_pytorchvideo] settings.
     """
     from pytorchvideo.data import Hmdb51
 

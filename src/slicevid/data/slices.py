@@ -2,7 +2,7 @@
 
 Per-slice supervision needs a target for every slice of the *model's input*, while labels are
 written for the scan's own slices. Both sources are turned into a profile over the scan's
-slices, then resampled exactly as the volume is (:meth:`CTPreprocessing.resample_profile`):
+slices, then resampled exactly as the volume is (`CTPreprocessing.resample_profile()`):
 
 * **slice indices** (a CSV column such as ``3;4;5`` or ``3-5``, 0-based, in the scan's own
   order) give hard 0/1 labels; resampling makes the slices at a lesion's edges fractional;
@@ -35,7 +35,7 @@ class SliceTargets:
     """Where a dataset's per-slice targets come from (give exactly one source).
 
     Attributes:
-        indices: scan id -> 0-based indices of its labelled slices (see :func:`read_slice_indices`).
+        indices: scan id -> 0-based indices of its labelled slices (see `read_slice_indices()`).
         masks: a folder of mask volumes named like the scans (``masks/TRN_0001.nii.gz``).
         label: the name of what the slices are labelled with.
     """
@@ -99,6 +99,11 @@ def mask_profile(path: Path, depth: int) -> np.ndarray:
 
 def read_slice_indices(csv_path: str | os.PathLike, file_column: str = "FileName", column: str = "slices") -> dict:
     """Scan id -> slice indices, from a CSV column of ``3;4;5``, ``3-5`` or ``3-5;9`` (empty: no slice).
+
+    Args:
+        csv_path: the CSV file.
+        file_column: its column of scan names.
+        column: its column of slice lists.
 
     Raises:
         DataError: a missing column, or a cell that is not a list of indices (the line is named).

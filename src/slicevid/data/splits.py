@@ -1,9 +1,9 @@
 """Holding data out: the one place train/validation(/test) splits are made.
 
-* :func:`holdout_split`: scikit-learn's ``train_test_split``, stratified by label when asked
+* `holdout_split()`: scikit-learn's ``train_test_split``, stratified by label when asked
   (the paper's CT split: 80/20, stratified, ``random_state=0``), or grouped so that related
   samples (clips of one UCF group) never sit on both sides.
-* :func:`keras_validation_split`: the last fraction of an ordered set, as Keras's
+* `keras_validation_split()`: the last fraction of an ordered set, as Keras's
   ``fit(validation_split=...)`` takes it (the authors' UCF50 validation part).
 """
 

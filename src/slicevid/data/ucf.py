@@ -86,11 +86,11 @@ def ucf50(
     Args:
         root: folder holding one sub-folder per class.
         classes: class folders to use, in label order; ``None`` for every folder, sorted.
-            The paper's subset is :data:`UCF50_PAPER_CLASSES`.
+            The paper's subset is `UCF50_PAPER_CLASSES`.
         num_frames: frames per clip (default: ``clip``'s, 70 as the paper).
         size: output height and width (default: ``clip``'s, 224 as the paper).
         frames: ``"first"`` or ``"uniform"`` (default: ``clip``'s, ``"first"``).
-        clip: every clip setting at once (:class:`~slicevid.data.ClipSettings`); the single
+        clip: every clip setting at once ([`ClipSettings`][slicevid.data.ClipSettings]); the single
             settings above override it.
         split: ``"all"``, ``"train"``, ``"val"``, or ``"test"`` (with ``split_by="keras"``).
         val_fraction: held-out share (of everything, then of the training part for ``"keras"``).
@@ -163,7 +163,20 @@ def ucf101(
 
     Split-file labels are 1-indexed and only present in train lists, so the label is taken
     from the class folder through ``classInd.txt`` (looked up beside the split file unless
-    given), giving 0-indexed labels in ``classInd`` order. Clip settings work as in :func:`ucf50`.
+    given), giving 0-indexed labels in ``classInd`` order. Clip settings work as in [`ucf50()`][slicevid.data.ucf50].
+
+    Args:
+        root: the folder of class folders.
+        split_file: ``trainlistNN.txt`` or ``testlistNN.txt``.
+        num_frames: frames per clip (overrides ``clip``).
+        size: frame height and width (overrides ``clip``).
+        frames: "first" or "uniform" (overrides ``clip``).
+        clip: every clip setting (the paper's by default).
+        class_index: ``classInd.txt`` (default: beside the split file).
+        short: "drop" or "pad" videos shorter than ``num_frames`` (overrides ``clip``).
+        on_error: "raise" or "skip" undecodable videos.
+        value_range: (0, 1) or (0, 255) (overrides ``clip``).
+        cache_dir: keep decoded clips here.
     """
     split_file = Path(split_file)
     class_index = Path(class_index) if class_index else split_file.with_name("classInd.txt")

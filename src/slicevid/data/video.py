@@ -10,7 +10,7 @@ sharding and stable indices for the frozen-encoder feature cache, and all three 
 random access. With ``cache_dir``, each decoded clip is stored once (as the CT cache
 stores volumes), so later epochs read small arrays instead of decoding video.
 
-How a video becomes a clip is one :class:`~slicevid.data.ClipSettings`. Values are in [0, 1]
+How a video becomes a clip is one [`ClipSettings`][slicevid.data.ClipSettings]. Values are in [0, 1]
 by default; ``value_range=(0, 255)`` gives the raw 8-bit values the authors fed their model in
 pretraining.
 """
@@ -65,14 +65,14 @@ class VideoClipDataset(Dataset):
     Args:
         files: video paths.
         labels: class index per file.
-        clip: how a video becomes a clip (:class:`~slicevid.data.ClipSettings`: frames, size, range ...).
+        clip: how a video becomes a clip ([`ClipSettings`][slicevid.data.ClipSettings]: frames, size, range ...).
         on_error: ``"raise"`` or ``"skip"`` undecodable videos (listed in ``skipped``). With
             ``"skip"`` every clip is decoded up front, so a video broken halfway is found
             before training, not in the middle of an epoch.
         classes: class names, in label order.
         cache_dir: store decoded clips here (float16), so each video is decoded once.
         root: the folder the files sit in; ids are paths relative to it.
-        **clip_fields: single :class:`ClipSettings` fields (``num_frames=16``), applied to ``clip``.
+        **clip_fields: single `ClipSettings` fields (``num_frames=16``), applied to ``clip``.
     """
 
     def __init__(

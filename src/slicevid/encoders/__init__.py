@@ -4,10 +4,10 @@ The contract is tiny: an ``nn.Module`` with a ``num_features`` attribute whose f
 returns pooled features. Builders take ``in_chans`` (3 unless the model feeds 2.5D slice
 context straight in) and ``weights``. Ways to get one:
 
-* ``"vgg16"``: the paper's encoder (:mod:`slicevid.encoders.vgg`);
+* ``"vgg16"``: the paper's encoder (`slicevid.encoders.vgg`);
 * ``"compact_cnn"``: a CPU-sized CNN that trains from scratch in minutes (the demo's);
 * ``"timm:<name>"``: any timm model, built with ``num_classes=0``;
-* your own, via :func:`register_encoder`, a ``slicevid.encoders`` entry point of your
+* your own, via `register_encoder()`, a ``slicevid.encoders`` entry point of your
   package, or any module passed in directly.
 """
 

@@ -38,7 +38,14 @@ def register_encoder(name: str, builder: Callable[..., nn.Module] | None = None)
     The builder returns an ``nn.Module`` with ``num_features``. It receives ``weights`` only
     when a user asks for pretrained weights by name (e.g. ``"imagenet"``), and ``in_chans``
     only when it is not 3. A module class may define ``read_weights_file(path)`` to read
-    checkpoints in a foreign layout (as :class:`~slicevid.encoders.VGG16Encoder` reads Keras ``.h5``).
+    checkpoints in a foreign layout (as `VGG16Encoder` reads Keras ``.h5``).
+
+    Args:
+        name: the name ``create_model`` and ``--encoder`` will know it by.
+        builder: the builder; without it, a decorator that registers the function it wraps.
+
+    Raises:
+        ConfigError: ``name`` is taken.
     """
     return _ENCODERS.register(name, builder)
 
@@ -49,7 +56,12 @@ def unregister_encoder(name: str) -> None:
 
 
 def list_encoders(pattern: str = "*", *, include_timm: bool = False) -> list[str]:
-    """Registered encoder names matching ``pattern``; with ``include_timm`` also ``timm:*`` names."""
+    """Registered encoder names (entry-point plugins included), sorted.
+
+    Args:
+        pattern: a shell-style pattern (``"*net*"``).
+        include_timm: also every matching timm model, as ``timm:<name>``.
+    """
     names = _ENCODERS.names(pattern)
     if include_timm:
         import timm

@@ -15,7 +15,7 @@ from typing import Any
 from torch import Tensor, nn
 
 from ..errors import UnknownNameError, WeightsNotFoundError
-from ..weights import WEIGHTS_OPTION, hugging_face_cache_file, torch_hub_file
+from ..weights import WEIGHTS_OPTION, hugging_face_cache_dir, hugging_face_cache_file, torch_hub_file
 
 
 class TimmEncoder(nn.Module):
@@ -80,15 +80,15 @@ def local_timm_weights(name: str) -> Path:
     if config.url and not config.hf_hub_id:
         return torch_hub_file(config.url, f"ImageNet weights of timm model {name!r}")
     raise WeightsNotFoundError(
-        f"ImageNet weights of timm model {name!r} are not in the Hugging Face cache, and slicevid never "
-        f'downloads. On a machine with network access run `python -c "import timm; '
-        f"timm.create_model('{name}', pretrained=True)\"` and copy the cache (HF_HOME, by default "
-        f"~/.cache/huggingface) here, or pass {WEIGHTS_OPTION}."
+        f"ImageNet weights of timm model {name!r} are not in the Hugging Face cache ({hugging_face_cache_dir()}), "
+        f'and slicevid never downloads. On a machine with network access run `python -c "import timm; '
+        f"timm.create_model('{name}', pretrained=True)\"` and copy its cache there (HF_HOME sets where it is), "
+        f"or pass {WEIGHTS_OPTION}."
     )
 
 
 def create_timm_encoder(name: str, weights: str | None, in_chans: int, kwargs: dict) -> TimmEncoder:
-    """A :class:`TimmEncoder`; ``weights="imagenet"`` uses the locally cached pretrained file."""
+    """A `TimmEncoder`; ``weights="imagenet"`` uses the locally cached pretrained file."""
     if weights not in (None, "imagenet"):
         raise WeightsNotFoundError(
             f"timm encoders know encoder_weights='imagenet' only, got {weights!r}; or pass {WEIGHTS_OPTION}"

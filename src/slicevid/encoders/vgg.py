@@ -4,7 +4,7 @@ Its parameter names match torchvision's ``vgg16().features``, so torchvision che
 directly. This file also owns the conversion of Keras's VGG-16 weights (the authors' start)
 into that layout, as timm's model files own their checkpoint filters.
 
-Named weights, from local caches only (see :mod:`slicevid.weights`):
+Named weights, from local caches only (see `slicevid.weights`):
 
 * ``"imagenet"``: torchvision's ``VGG16_Weights.IMAGENET1K_V1`` in the torch hub cache;
 * ``"keras-imagenet"``: Keras's ``vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5`` in the

@@ -1,7 +1,7 @@
 """Metrics and reports, one kind per kind of target: classes, binary labels, ordered levels, scores.
 
 Every number comes from scikit-learn or SciPy; these modules gather them into reports that print
-as tables and save as JSON, with one interface (:class:`~slicevid.metrics.base.Report`).
+as tables and save as JSON, with one interface (`Report`).
 """
 
 from .base import MultiTaskReport, Report, lower_is_better, metrics_table, report_from_dict

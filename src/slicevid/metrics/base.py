@@ -1,9 +1,9 @@
 """What every report of slicevid has: a flat dict of metrics, a JSON form and a Markdown table.
 
 A report describes one set of predictions for one target (a task): single-label classes,
-several binary labels, ordered levels or a score. :class:`MultiTaskReport` gathers one per task
-of a model with several heads. Training selects its kept epoch by a name from :meth:`Report.metrics`
-(``"val_kappa"``, ``"val_mean_auc"`` ...), and ``report.json`` is :meth:`Report.save_json`.
+several binary labels, ordered levels or a score. `MultiTaskReport` gathers one per task
+of a model with several heads. Training selects its kept epoch by a name from `Report.metrics()`
+(``"val_kappa"``, ``"val_mean_auc"`` ...), and ``report.json`` is `Report.save_json()`.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ LOWER_IS_BETTER = ("loss", "mae", "rmse")
 
 
 REPORT_KINDS: dict[str, type] = {}
-"""Report classes by name, to rebuild a report from its JSON (:func:`report_from_dict`)."""
+"""Report classes by name, to rebuild a report from its JSON (`report_from_dict()`)."""
 
 
 class Report:
@@ -44,17 +44,17 @@ class Report:
         raise NotImplementedError
 
     def as_json(self) -> dict:
-        """:meth:`to_dict` tagged with the report's kind (what :func:`report_from_dict` reads back)."""
+        """`to_dict()` tagged with the report's kind (what `report_from_dict()` reads back)."""
         return {"kind": type(self).__name__, **self.to_dict()}
 
     @classmethod
     def from_dict(cls, values: dict) -> Report:
-        """Rebuild a report from :meth:`to_dict` output (lists become tuples)."""
+        """Rebuild a report from `to_dict()` output (lists become tuples)."""
         names = cls.__dataclass_fields__
         return cls(**{k: _tuples(v) for k, v in values.items() if k in names})
 
     def save_json(self, path: str | os.PathLike, **context: object) -> None:
-        """Write :meth:`to_dict` (plus ``context``: the split, the epoch ...) as JSON, atomically."""
+        """Write `to_dict()` (plus ``context``: the split, the epoch ...) as JSON, atomically."""
         atomic_write_text(path, json.dumps({**context, **self.to_dict()}, indent=2) + "\n")
 
     def __str__(self) -> str:
@@ -66,7 +66,7 @@ def _tuples(value):
 
 
 def report_from_dict(values: dict) -> Report:
-    """A report from :meth:`Report.as_json` output (untagged: a classification report, as older files hold)."""
+    """A report from `Report.as_json()` output (untagged: a classification report, as older files hold)."""
     values = dict(values)
     return REPORT_KINDS[values.pop("kind", "ClassificationReport")].from_dict(values)
 

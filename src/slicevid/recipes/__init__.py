@@ -1,10 +1,11 @@
 """Recipes: every setting of a two-stage experiment in one object, and the one runner that runs it.
 
-:func:`viptt_reproduction` is the authors' code, setting by setting (REFERENCE.md and the docs'
-reproduction table list each one with what the paper says); where the paper and the code
-disagree it follows the code, because the paper's numbers came from the code.
-:func:`slicevid_recipe` keeps the paper's recipe but makes slicevid's choices where they are
-better or more general (documented beside each); :func:`demo_recipe` is ``slicevid demo``'s.
+[`viptt_reproduction()`][slicevid.recipes.viptt_reproduction] is the authors' code, setting by
+setting (REFERENCE.md and the docs' reproduction table list each one with what the paper says);
+where the paper and the code disagree it follows the code, because the paper's numbers came from
+the code. [`slicevid_recipe()`][slicevid.recipes.slicevid_recipe] keeps the paper's recipe but
+makes slicevid's choices where they are better or more general (documented beside each);
+`demo_recipe()` is ``slicevid demo``'s.
 """
 
 from .named import RECIPES, demo_recipe, named_recipe, slicevid_recipe, viptt_reproduction

@@ -76,6 +76,9 @@ def demo_recipe(quick: bool = False) -> Recipe:
     before an LSTM of 128 units, AdamW at 2e-3 in batches of 8, BatchNorm statistics recomputed
     before each validation, a fixed budget of 14 + 12 epochs keeping the best; PT against No PT.
     ``quick`` is a smoke test in seconds.
+
+    Args:
+        quick: tiny sizes and one or two epochs (the test suite's).
     """
     size = (8, 32, 32) if quick else (16, 48, 48)
     hidden = 16 if quick else 128
@@ -118,5 +121,9 @@ RECIPES: dict[str, Callable[[], Recipe]] = {
 
 
 def named_recipe(name: str) -> Recipe:
-    """The recipe called ``name`` (see :data:`RECIPES`)."""
+    """The recipe called ``name`` (see `RECIPES`).
+
+    Args:
+        name: ``"viptt-reproduction"``, ``"slicevid"`` or ``"demo"``.
+    """
     return RECIPES[check_choice("recipe", name, RECIPES)]()

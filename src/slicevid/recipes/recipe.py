@@ -3,9 +3,9 @@
 A recipe holds the model, the clip settings, the CT preprocessing, both stages' training
 settings, the starting weights and initialisation, the augmentation, the label columns, and
 the configurations to run (the rows of the paper's Table 1: No PT, PT, PT+CW, PT+CW+AUG, or
-any others). Every default comes from the dataclass that owns it (:class:`~slicevid.ModelConfig`,
-:class:`~slicevid.data.ClipSettings`, :class:`~slicevid.data.CTPreprocessing`,
-:class:`~slicevid.train.TrainConfig`); a recipe only says where it differs.
+any others). Every default comes from the dataclass that owns it ([`ModelConfig`][slicevid.ModelConfig],
+[`ClipSettings`][slicevid.data.ClipSettings], [`CTPreprocessing`][slicevid.data.CTPreprocessing],
+[`TrainConfig`][slicevid.train.TrainConfig]); a recipe only says where it differs.
 
 It reads and writes YAML: ``slicevid recipe show NAME`` prints a named recipe in full, and
 ``slicevid run RECIPE.yaml`` runs an edited copy.
@@ -186,7 +186,7 @@ class Recipe:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any], source: str = "recipe") -> Recipe:
-        """Build a recipe from :meth:`to_dict`'s form; missing settings keep their defaults.
+        """Build a recipe from `to_dict()`'s form; missing settings keep their defaults.
 
         Raises:
             ConfigError: an unknown setting (with close names) or an invalid value, naming ``source``.
@@ -240,7 +240,7 @@ class Recipe:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> Recipe:
-        """Read a recipe written by :meth:`save` (or edited by hand)."""
+        """Read a recipe written by `save()` (or edited by hand)."""
         return cls.from_dict(read_config_file(path), source=str(path))
 
 

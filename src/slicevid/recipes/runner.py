@@ -70,7 +70,12 @@ class RecipeResult:
 
 
 def stage_folder(out: Path, name: str) -> Path:
-    """The folder of a configuration: its name with ``+`` and spaces made file-name safe."""
+    """The folder of a configuration: its name with ``+`` and spaces made file-name safe.
+
+    Args:
+        out: the experiment's folder.
+        name: the configuration's name (``"PT+CW"``).
+    """
     return out / re.sub(r"[^A-Za-z0-9_.-]+", "_", name.replace("+", "_")).strip("_")
 
 
@@ -110,7 +115,7 @@ def run_recipe(
         progress: show progress bars and stage lines.
 
     Returns:
-        The :class:`RecipeResult`.
+        The `RecipeResult`.
 
     Raises:
         RunFolderError: ``out`` holds a run of another recipe.

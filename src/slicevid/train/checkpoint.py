@@ -1,6 +1,6 @@
 """Training checkpoints in safetensors: model, best weights, optimizer, trainer state, RNG.
 
-Tensors go in the safetensors body; everything else (the :class:`TrainState` with its
+Tensors go in the safetensors body; everything else (the `TrainState` with its
 history and learning-rate counters, optimizer hyper-parameters, the model's config) goes in
 its JSON metadata, so nothing is ever unpickled. Writes are atomic: a run killed mid-save
 keeps its previous checkpoint.
@@ -77,7 +77,7 @@ def save_checkpoint(
 
 def load_checkpoint(path: str | os.PathLike) -> dict:
     """Read a checkpoint: ``model`` / ``best`` state dicts, ``optimizer``, ``state``, ``model_config``,
-    ``train_config`` (the :class:`~slicevid.train.TrainConfig` as a dict), ``rng``.
+    ``train_config`` (the [`TrainConfig`][slicevid.train.TrainConfig] as a dict), ``rng``.
 
     Raises:
         CheckpointError: the file is truncated, empty or not a slicevid checkpoint (named in the message).

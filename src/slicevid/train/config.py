@@ -9,7 +9,7 @@ cross-entropy, a learning-rate cut on a validation-loss plateau (factor 0.1, pat
 early stopping (patience 8) that restores the best weights, all counted as Keras counts.
 
 How slices run through the encoder (chunking, checkpointing, channels-last) is not a training
-setting: it belongs to the model (:class:`~slicevid.model_config.SliceExecution`).
+setting: it belongs to the model (`SliceExecution`).
 """
 
 from __future__ import annotations
@@ -103,7 +103,9 @@ class TrainConfig:
     compile: bool = False
     feature_cache: bool = False
     device: str = "auto"
-    out_dir: str | None = field(default=None, metadata={"flags": ("--out",)})
+    out_dir: str | None = field(
+        default=None, metadata={"flags": ("--out",), "help": "run folder: checkpoints, metrics, plots, best/"}
+    )
     resume: bool = False
     overwrite: bool = False
     progress: bool = True
@@ -152,7 +154,7 @@ class TrainConfig:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> TrainConfig:
-        """Read a config written by :meth:`save` (or by hand); unknown keys are an error."""
+        """Read a config written by `save()` (or by hand); unknown keys are an error."""
         return cls.from_dict(read_config_file(path), source=str(path))
 
     @classmethod

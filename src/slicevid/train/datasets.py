@@ -95,7 +95,7 @@ def input_spec(dataset: Dataset) -> dict[str, Any]:
 
 
 def data_spec(train: Dataset, val: Dataset | None):
-    """The :class:`~slicevid.data.provenance.TrainingData` of a training and a validation set."""
+    """The `TrainingData` of a training and a validation set."""
     from ..data.provenance import TrainingData
 
     describe = getattr(unwrap(train), "data_spec", None)

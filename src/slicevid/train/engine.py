@@ -1,9 +1,9 @@
 """``fit``: the training loop behind every stage, the runner and the CLI.
 
 One loop serves one CPU, one GPU and many GPUs under torchrun, and any model: a
-:class:`~slicevid.SliceSequenceClassifier` or a plain ``nn.Module`` (see :mod:`.network`). Each
+[`SliceSequenceClassifier`][slicevid.SliceSequenceClassifier] or a plain ``nn.Module`` (see `.network`). Each
 epoch reseeds from ``config.seed + epoch`` (shuffling, augmentation, dropout), and the last
-checkpoint holds the model, the kept weights, the optimizer, the :class:`TrainState` and the
+checkpoint holds the model, the kept weights, the optimizer, the `TrainState` and the
 settings that made them, so a resumed run reaches the same weights as an uninterrupted one,
 and a resume with other settings is refused.
 """
@@ -57,7 +57,7 @@ class _Trainer:
     ``model`` is the user's model; ``network`` is the module the forward and backward passes
     call (``model`` returning a dict of outputs, or its heads alone on cached features,
     possibly wrapped by DDP or ``torch.compile``); ``description`` is the trained model's
-    :class:`ModelConfig` (the model's own for a slicevid model).
+    [`ModelConfig`][slicevid.ModelConfig] (the model's own for a slicevid model).
     """
 
     def __init__(
@@ -420,7 +420,7 @@ def fit(
     names, the input description and the data provenance of ``train_data``.
 
     Args:
-        model: a :class:`~slicevid.SliceSequenceClassifier`, or any ``nn.Module`` mapping
+        model: a [`SliceSequenceClassifier`][slicevid.SliceSequenceClassifier], or any ``nn.Module`` mapping
             ``(B, C, D, H, W)`` volumes to logits (one classification head; several if it
             returns a dict and carries a ``config`` describing its tasks).
         train_data: ``(volume, target)`` samples.
@@ -432,7 +432,7 @@ def fit(
             settings by default.
 
     Returns:
-        The :class:`~slicevid.train.FitResult`: history, kept epoch, its validation evaluation,
+        The `FitResult`: history, kept epoch, its validation evaluation,
         and the trained model's description. With ``config.out_dir`` the run folder receives
         ``last.safetensors`` (resumable), ``best/`` (``save_pretrained`` format), ``metrics.csv``,
         ``config.yaml``, ``report.json``, ``curves.png``, ``confusion.png`` and ``montage.png``.

@@ -28,8 +28,8 @@ class Evaluation:
 
     Attributes:
         loss: the unweighted training objective on these samples (NaN when none has a target).
-        report: the task's report (:class:`~slicevid.metrics.ClassificationReport` for a classifier),
-            or a :class:`~slicevid.metrics.MultiTaskReport` with several heads.
+        report: the task's report (`ClassificationReport` for a classifier),
+            or a `MultiTaskReport` with several heads.
         probabilities: what each task means (softmax rows, sigmoids, level probabilities, scores):
             a tensor for one task, a dict by task name for several.
         labels: the targets, in the same form.
@@ -165,7 +165,7 @@ def evaluate(
     """Run a model over labelled data (in eval mode) and report its loss and every head's metrics.
 
     Args:
-        model: a :class:`~slicevid.SliceSequenceClassifier` or any ``nn.Module`` mapping
+        model: a [`SliceSequenceClassifier`][slicevid.SliceSequenceClassifier] or any ``nn.Module`` mapping
             ``(B, C, D, H, W)`` volumes to logits.
         data: a dataset of ``(volume, target)`` samples.
         batch_size: scans per forward pass.
@@ -176,7 +176,7 @@ def evaluate(
         progress: show a progress bar.
 
     Returns:
-        The :class:`Evaluation`: loss, report (kappa, accuracy and F1 for a classifier; AUCs,
+        The `Evaluation`: loss, report (kappa, accuracy and F1 for a classifier; AUCs,
         quadratic-weighted kappa, errors for other tasks), probabilities and targets.
 
     Raises:

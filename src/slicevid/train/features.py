@@ -71,7 +71,17 @@ def extract_features(
     num_workers: int = 0,
     progress: bool = False,
 ) -> FeatureDataset:
-    """Encode every sample of ``dataset`` once with the (frozen) adapter and encoder."""
+    """Encode every sample of ``dataset`` once with the (frozen) adapter and encoder.
+
+    Args:
+        model: a slicevid model; its adapter and encoder run, frozen.
+        dataset: ``(volume, target)`` samples.
+        batch_size: samples per forward pass.
+        device: where the encoder runs.
+        autocast_dtype: the autocast precision (``None``: float32).
+        num_workers: DataLoader worker processes.
+        progress: show a progress bar.
+    """
     from tqdm import tqdm  # not tqdm.auto: its asyncio base starts a DataLoader an extra time
 
     if not model.features_frozen:

@@ -1,7 +1,7 @@
 """The training loader: which samples form each batch, per epoch and per process.
 
 Three cases, in order: samples of different depths are batched by similar depth
-(:class:`LengthBucketSampler`, sharded across processes); under torchrun a
+(`LengthBucketSampler`, sharded across processes); under torchrun a
 ``DistributedSampler`` shards the data; otherwise a seeded shuffle. Every case reshuffles
 from ``seed`` and the epoch, so a resumed run sees the same batches.
 """

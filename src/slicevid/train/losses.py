@@ -1,6 +1,6 @@
 """The class-weighted cross-entropy of the ViPTT-Net recipe, in Keras's and in PyTorch's sense.
 
-Every task's loss lives with the task (:mod:`slicevid.tasks`); this module keeps the name the
+Every task's loss lives with the task (`slicevid.tasks`); this module keeps the name the
 training side has always offered for the single-label one.
 """
 

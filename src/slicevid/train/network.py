@@ -1,11 +1,11 @@
 """Any model as the trainer sees it: a module whose forward returns ``{task name: logits}``.
 
-``fit``, ``evaluate`` and ``predict_scans`` accept a :class:`~slicevid.SliceSequenceClassifier`
+``fit``, ``evaluate`` and ``predict_scans`` accept a [`SliceSequenceClassifier`][slicevid.SliceSequenceClassifier]
 or any ``nn.Module`` that maps ``(B, C, D, H, W)`` volumes to logits (a MONAI 3D CNN, a
 torchvision video network ...). Such a module is trained by exactly the same loop, data,
 augmentation, optimiser, schedule and epoch selection; it gives up what it does not offer:
 padded batches of different depths (unless its forward takes ``lengths``), slice importance,
-and a saved :class:`~slicevid.ModelConfig` that rebuilds it by name.
+and a saved [`ModelConfig`][slicevid.ModelConfig] that rebuilds it by name.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ class ModelOutputs(nn.Module):
     """Calls ``model`` and returns its outputs as a dict by task name (what DDP and ``torch.compile`` wrap).
 
     Args:
-        model: a :class:`~slicevid.SliceSequenceClassifier` or any volume-to-logits module.
+        model: a [`SliceSequenceClassifier`][slicevid.SliceSequenceClassifier] or any volume-to-logits module.
     """
 
     def __init__(self, model: nn.Module) -> None:
@@ -51,7 +51,7 @@ class ModelOutputs(nn.Module):
 
 
 def describe_model(model: nn.Module, dataset: Dataset, class_names: Sequence[str] | None = None) -> ModelConfig:
-    """The :class:`ModelConfig` of a model about to be trained on ``dataset``.
+    """The [`ModelConfig`][slicevid.ModelConfig] of a model about to be trained on ``dataset``.
 
     A slicevid model has its own; a plain module that carries a ``config`` attribute (a
     ``ModelConfig``) provides one; any other plain module gets one multi-class head, its class

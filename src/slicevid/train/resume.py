@@ -3,7 +3,7 @@
 A resumed run continues the same experiment, so everything that decides its result must equal
 what the checkpoint saved: the architecture and heads, the data and how it was split, the
 preprocessing and input size, and every training setting except those that only say how long
-or where it runs (:data:`RESUMABLE`).
+or where it runs (`RESUMABLE`).
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@
   move aside (into ``.replaced-run/``) and are deleted only once the new run has written its
   first checkpoint. If the new run fails, or is killed, before that, the old run is put back
   (at once, or by the next run that opens the folder).
-* Only files ``fit`` writes (:data:`RUN_FILES`) are ever moved or deleted; anything else in the
+* Only files ``fit`` writes (`RUN_FILES`) are ever moved or deleted; anything else in the
   folder is left alone.
 * A lock (``fcntl.flock`` on ``.lock``, released by the kernel even when the process is
   killed) keeps two runs from writing into one folder at once; the lock file is removed when
@@ -66,7 +66,7 @@ def check_run_folder(path: str | os.PathLike, *, resume: bool, overwrite: bool) 
 
 
 class RunFolder:
-    """An open run folder; :meth:`commit` is called once the new run has its first checkpoint."""
+    """An open run folder; `commit()` is called once the new run has its first checkpoint."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -116,7 +116,7 @@ def open_run_folder(path: str | os.PathLike, *, resume: bool, overwrite: bool) -
     """Check, create, lock and tidy the run folder for the duration of the block.
 
     With ``overwrite`` the old run is set aside; leaving the block with an exception before
-    :meth:`RunFolder.commit` puts it back.
+    `RunFolder.commit()` puts it back.
     """
     path = check_run_folder(path, resume=resume, overwrite=overwrite)
     path.mkdir(parents=True, exist_ok=True)

@@ -15,7 +15,7 @@ video, then scans):
   one training engine runs it, and its accuracy is the share of views that found their twin
   (ties count as misses: a collapsed model scores 0, not 1).
 
-Both run through :func:`~slicevid.train.fit` (checkpoints, resume, curves, epoch selection on a
+Both run through [`fit()`][slicevid.train.fit] (checkpoints, resume, curves, epoch selection on a
 validation split of the scans) and write a ``save_pretrained`` model in ``best/`` that
 ``finetune --pretrained`` loads. Scans of mixed depth are batched by depth and padded.
 """
@@ -177,7 +177,7 @@ def pretrain_ssl(
         val_fraction: share of the scans held out to choose the epoch.
         cache_dir: keep preprocessed scans here.
         temperature: the contrastive objective's softmax temperature.
-        record: what to save as the run's ``config.yaml`` (see :func:`~slicevid.train.fit`).
+        record: what to save as the run's ``config.yaml`` (see [`fit()`][slicevid.train.fit]).
 
     Returns:
         The fit result; ``model`` holds the kept weights. With ``"order"`` its head is the

@@ -2,7 +2,7 @@
 
 * ``pretrain``: VGG-16 (the encoder) is frozen, the adapter, LSTM and head train on action
   clips (10 classes for the paper's UCF50 subset). With ``config.feature_cache`` the adapter
-  is frozen too and slice features are computed once (see :mod:`slicevid.train.features`).
+  is frozen too and slice features are computed once (see `slicevid.train.features`).
 * ``finetune``: start from a pretrained model (or from scratch: the paper's "No PT"),
   replace the output layer with new heads for the scans' task, unfreeze every layer, train.
 """
@@ -45,7 +45,7 @@ def pretrain(
         freeze_encoder: the paper's frozen ImageNet encoder; ``False`` trains it too, for
             encoders without pretrained weights (the feature cache then cannot be used).
         class_names: names of the clip classes (default: the data's ``classes``).
-        record: what to save as the run's ``config.yaml`` (see :func:`~slicevid.train.fit`).
+        record: what to save as the run's ``config.yaml`` (see [`fit()`][slicevid.train.fit]).
 
     Returns:
         The fit result; ``model`` holds the kept weights.
@@ -93,7 +93,7 @@ def finetune(
             ``model`` when not given).
         freeze_encoder: keep the encoder frozen (the authors' "No PT" froze ImageNet VGG-16);
             by default every layer trains, as the paper's fine-tuning.
-        record: what to save as the run's ``config.yaml`` (see :func:`~slicevid.train.fit`).
+        record: what to save as the run's ``config.yaml`` (see [`fit()`][slicevid.train.fit]).
 
     Returns:
         The fine-tuned model (with its kept weights) and the fit result.

@@ -54,7 +54,7 @@ class FitResult:
     """What ``fit`` returns; the model itself holds the kept weights afterwards.
 
     Attributes:
-        history: one row per epoch (see :class:`TrainState`).
+        history: one row per epoch (see `TrainState`).
         best_epoch: the kept epoch.
         best_val_loss: its validation loss.
         evaluation: the kept weights on the validation data, or ``None`` without it.

@@ -120,8 +120,8 @@ def make_findings_phantom(
     overlap) and 0 elsewhere.
 
     Args:
-        lesions: ``(pattern 0..4, lung)`` pairs, the lung an index into :data:`LUNG_SIDES` or
-            ``None`` for either (a pattern then picks its lung at random, as :func:`make_phantom`).
+        lesions: ``(pattern 0..4, lung)`` pairs, the lung an index into `LUNG_SIDES` or
+            ``None`` for either (a pattern then picks its lung at random, as `make_phantom()`).
         shape: ``(depth, height, width)``.
         rng: the random generator.
     """
@@ -220,7 +220,7 @@ def write_tb_phantoms(
     Args:
         root: output folder.
         n_per_class: scans per class: one number for all five, or one per class (e.g. the
-            challenge's proportions, :data:`CHALLENGE_PROPORTIONS`).
+            challenge's proportions, `CHALLENGE_PROPORTIONS`).
         shape: ``(depth, height, width)`` of each scan.
         seed: seed of everything random; a sequence such as ``[seed, 1]`` gives a second,
             independent set from the same seed (a test set beside a training set).

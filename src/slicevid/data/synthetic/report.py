@@ -2,7 +2,7 @@
 
 The ImageCLEF tuberculosis task also ran a CT-report task (several binary findings per scan,
 scored by mean and minimum AUC) and a severity task. These phantoms exercise the same kinds of
-target, on the same procedural lesions as :func:`write_tb_phantoms`:
+target, on the same procedural lesions as `write_tb_phantoms()`:
 
 * **findings**: one to three of the five lesion patterns at once (a 0/1 column per pattern);
 * **laterality**: whether the right and the left lung hold a lesion (``RightLung``, ``LeftLung``,
@@ -38,7 +38,7 @@ LATERALITY = ("RightLung", "LeftLung")
 
 
 def mask_folder(root: str | os.PathLike) -> Path:
-    """Where :func:`write_report_phantoms` writes the masks of the scans in ``root``."""
+    """Where `write_report_phantoms()` writes the masks of the scans in ``root``."""
     root = Path(root)
     return root.with_name(f"{root.name}-masks")
 

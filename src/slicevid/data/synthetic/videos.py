@@ -170,7 +170,7 @@ def write_action_videos(
 ) -> Path:
     """Write encoded clips in the UCF50 layout: ``root/<Class>/v_<Class>_gNN_cNN.avi``.
 
-    Class ``k`` (up to 10) shows :data:`MOTIONS` ``[k]``; the names only label the folders.
+    Class ``k`` (up to 10) shows `MOTIONS` ``[k]``; the names only label the folders.
     Two clips per group ``gNN``; groups share a background colour.
 
     Returns:
