@@ -135,7 +135,7 @@ def _every_option():
                 yield name, action
 
 
-@pytest.mark.parametrize("python_ism", ["None", "True", "False", "``", ":class:", "kwargs"])
+@pytest.mark.parametrize("python_ism", ["None", "True", "False", "`", ":class:", "kwargs", "()"])
 def test_every_option_has_help_in_cli_terms(python_ism):
     for command, action in _every_option():
         text = action.help or ""

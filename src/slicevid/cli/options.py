@@ -55,10 +55,9 @@ def field_docs(cls: type) -> dict[str, str]:
 
 
 def _plain(text: str) -> str:
-    """Docstring markup as plain help text (``code`` and `name()` lose their marks; % escaped)."""
-    text = re.sub(r":\w+:`~?([^`]+)`", r"\1", text).replace("``", "")
+    """Docstring markup as plain help text (``code`` and [`name`][ref] lose their marks; % escaped)."""
     text = re.sub(r"\[([^\]]+)\]\[[^\]]+\]", r"\1", text)  # mkdocstrings cross-references
-    return text.replace("%", "%%")
+    return text.replace("`", "").replace("%", "%%")
 
 
 def _unwrap_optional(kind: Any) -> Any:

@@ -38,8 +38,22 @@ ARCHITECTURE_OPTIONS = tuple(n for n in ARCHITECTURE if n != "in_channels")
 REQUIRED = "_required"
 
 
-class _Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
-    pass
+class _Formatter(argparse.RawDescriptionHelpFormatter):
+    """Shows each option's default in CLI terms: none for an unset option or a plain switch,
+    ``on``/``off`` for a ``--x/--no-x`` pair, lists space-separated."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        default = action.default
+        if "(default" in text or default in (None, argparse.SUPPRESS) or not action.option_strings:
+            return text
+        if isinstance(action, argparse.BooleanOptionalAction):
+            return f"{text} (default: {'on' if default else 'off'})"
+        if action.nargs == 0:  # a plain switch: off unless given
+            return text
+        if isinstance(default, (list, tuple)):
+            default = " ".join(str(v) for v in default)
+        return f"{text} (default: {default})"
 
 
 def _add_model_options(parser: argparse.ArgumentParser) -> None:

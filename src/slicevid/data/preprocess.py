@@ -36,7 +36,7 @@ class CTPreprocessing:
             slice; ``"spacing"`` resamples depth to ``slice_spacing`` mm between slices. Height
             and width are always zoomed to ``size``.
         order: interpolation order for zooming (0, 1 or 3).
-        rotate90: rotate slices as the ViPTT-Net reference did (see [`load_ct()`][slicevid.data.load_ct]).
+        rotate90: rotate slices 90 degrees in-plane, as the ViPTT-Net reference did (its NIfTI orientation fix).
         zoom_mode: ``"nearest"`` (edge values, slicevid's default) or ``"constant"`` (scipy's
             default, as the authors called it: zeroes the last row and column of every slice).
         slice_spacing: millimetres between output slices for ``resample="spacing"``.
