@@ -31,9 +31,8 @@ from pathlib import Path
 from _timing import machine, markdown_table
 
 from slicevid import SliceSequenceClassifier
-from slicevid.data import LabelledScans
 from slicevid.data.synthetic import write_action_videos, write_tb_phantoms
-from slicevid.recipes import Configuration, demo_recipe, run_recipe, stage_folder
+from slicevid.recipes import Configuration, demo_recipe, run_recipe, scan_splits, stage_folder
 from slicevid.recipes.runner import new_model
 from slicevid.train import pretrain_ssl
 
@@ -76,8 +75,7 @@ def pretrain_all(recipe, data: dict, out: Path, ssl_epochs: int) -> tuple[dict[s
     )
     seconds = {"video PT": video.seconds["pretraining"]}
     starts: dict[str, Path | None] = {"No PT": None, "video PT": out / "video" / "pretrain" / "best"}
-    common = {"file_column": recipe.labels.file_column, "heads": recipe.labels.head_columns()}
-    training = LabelledScans(data["scans"], data["labels_csv"], "train", seed=recipe.finetune.seed, **common).sources
+    training = scan_splits(recipe.replace(label_fraction=1.0), data["scans"], data["labels_csv"])[0].sources
     settings = replace(recipe.pretrain, epochs=ssl_epochs, progress=False)
     plans = {
         "SSL order, training phantoms": ("order", training, None),

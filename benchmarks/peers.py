@@ -132,8 +132,7 @@ PEERS = {
 def run_group(group: str, seed: int, data: dict, out: Path, args: argparse.Namespace) -> dict[str, dict]:
     """Train and score every row of ``group`` for one seed."""
     from slicevid import SliceSequenceClassifier
-    from slicevid.data import LabelledScans
-    from slicevid.recipes import Configuration, run_recipe, stage_folder
+    from slicevid.recipes import Configuration, run_recipe, scan_splits, stage_folder
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -154,16 +153,7 @@ def run_group(group: str, seed: int, data: dict, out: Path, args: argparse.Names
             model = SliceSequenceClassifier.from_pretrained(stage / "best")
             rows[name] = _scored(model, stage, data, recipe, cache)
         return rows
-    common = {
-        "file_column": recipe.labels.file_column,
-        "heads": recipe.labels.head_columns(),
-        "val_fraction": recipe.val_fraction,
-        "seed": recipe.finetune.seed,
-        "preprocessing": recipe.preprocessing,
-        "cache_dir": cache / "volumes",
-    }
-    train = LabelledScans(data["scans"], data["labels_csv"], "train", **common)
-    val = LabelledScans(data["scans"], data["labels_csv"], "val", **common)
+    train, val = scan_splits(recipe, data["scans"], data["labels_csv"], cache_dir=cache / "volumes")
     rows = {}
     for name in GROUPS[group]:
         rows[name] = _train_peer(name, recipe, train, val, data, folder / stage_folder(Path(), name), cache)
@@ -187,18 +177,10 @@ def _train_peer(name: str, recipe, train, val, data: dict, folder: Path, cache: 
 
 def _video_pretrained_r3d(recipe, videos: Path, folder: Path, cache: Path):
     """r3d_18 trained on the action clips with its own 10-way head (as slicevid's PT rows are)."""
-    from slicevid.data.ucf import ucf50
+    from slicevid.recipes import clip_splits
     from slicevid.train import fit
 
-    common = {
-        "classes": recipe.video_classes,
-        "clip": recipe.video,
-        "seed": recipe.pretrain.seed,
-        "split_by": recipe.video_split,
-        "val_fraction": recipe.video_val_fraction,
-        "cache_dir": cache / "clips",
-    }
-    train, val = ucf50(videos, split="train", **common), ucf50(videos, split="val", **common)
+    train, val = clip_splits(recipe, videos, cache / "clips")
     model = r3d_18(len(train.classes))
     fit(model, train, val, replace(recipe.pretrain, out_dir=str(folder), progress=False))
     return model
@@ -206,18 +188,10 @@ def _video_pretrained_r3d(recipe, videos: Path, folder: Path, cache: Path):
 
 def _scored(model: nn.Module, folder: Path, data: dict, recipe, cache: Path) -> dict:
     """The kept model's test scores and speed, its size, and the training's seconds per epoch."""
-    from slicevid.data import LabelledScans
+    from slicevid.recipes import held_out_scans
     from slicevid.train import evaluate
 
-    test = LabelledScans(
-        data["test_scans"],
-        data["test_labels_csv"],
-        "all",
-        file_column=recipe.labels.file_column,
-        heads=recipe.labels.head_columns(),
-        preprocessing=recipe.preprocessing,
-        cache_dir=cache / "volumes",
-    )
+    test = held_out_scans(recipe, data["test_scans"], data["test_labels_csv"], cache / "volumes")
     evaluate(model, test, batch_size=8, progress=False, class_names=recipe.labels.classes)  # fills the cache
     started = time.perf_counter()
     evaluation = evaluate(model, test, batch_size=8, progress=False, class_names=recipe.labels.classes)
@@ -245,7 +219,15 @@ def write_seed_data(out: Path, seed: int, args: argparse.Namespace) -> dict:
     return {key: str(value) for key, value in data.items()}
 
 
-def run_child(group: str, seed: int, data: dict, args: argparse.Namespace) -> dict:
+def measured_group(group: str, seed: int, data: dict, out: Path, args: argparse.Namespace) -> dict[str, dict]:
+    """One group's rows for one seed, each with the peak resident memory of this process."""
+    rows = run_group(group, seed, {k: Path(v) for k, v in data.items()}, out, args)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return {name: {**row, "peak_rss_mb": peak} for name, row in rows.items()}
+
+
+def run_child(group: str, seed: int, data: dict, out: Path, args: argparse.Namespace) -> dict:
+    """``measured_group`` in a process of its own, so that its memory peak is the group's."""
     settings = [
         f"--out={args.out}",
         f"--scans={args.scans}",
@@ -343,9 +325,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     out = Path(args.out)
     if args.child:  # one group, one seed: print its rows as one JSON line
         seed, data = json.loads(args.seed_data)
-        rows = run_group(args.child, seed, {k: Path(v) for k, v in data.items()}, out, args)
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        print(json.dumps({name: {**row, "peak_rss_mb": peak} for name, row in rows.items()}))
+        print(json.dumps(measured_group(args.child, seed, data, out, args)))
         return []
     from _timing import machine
 
@@ -355,7 +335,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
         data = write_seed_data(out, seed, args)
         rows = {}
         for group in args.groups:
-            group_rows = run_child(group, seed, data, args)
+            # --quick runs in this process (no start-up per group); its memory column is then the process's
+            run = measured_group if args.quick else run_child
+            group_rows = run(group, seed, data, out, args)
             print(f"seed {seed}: " + ", ".join(f"{k} {v['kappa']:.2f}" for k, v in group_rows.items()), flush=True)
             rows |= group_rows
         per_seed.append(rows)

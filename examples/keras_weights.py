@@ -40,10 +40,12 @@ def write_keras_layout(model, path: Path) -> None:
             weights[f"{layer}/{layer}/bias:0"] = state[f"{prefix}.bias"]
 
 
+# --8<-- [start:load]
 if len(sys.argv) > 1:
     model = load_keras_h5(sys.argv[1])
     model.save_pretrained("viptt-from-keras")  # reload with SliceSequenceClassifier.from_pretrained
     print(f"loaded {sys.argv[1]}: {model.num_classes} classes; saved to viptt-from-keras/")
+# --8<-- [end:load]
 else:
     with tempfile.TemporaryDirectory() as tmp:
         original = viptt_net(5).eval()

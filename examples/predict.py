@@ -30,6 +30,7 @@ with tempfile.TemporaryDirectory() as tmp:
             TrainConfig(epochs=1, out_dir=str(tmp / "run"), progress=False),
         )
         checkpoint, inputs = tmp / "run" / "best", [labels.parent]
+    # --8<-- [start:predict]
     predictions = predict_scans(checkpoint, inputs, batch_size=4, tta=["flip"])
     for p in predictions:
         (probabilities,) = p.probabilities.values()  # one head: the class probabilities
@@ -38,3 +39,4 @@ with tempfile.TemporaryDirectory() as tmp:
     results = write_results(predictions, tmp / "results.csv")  # header, id, class, one column per class
     submission = write_submission(predictions, tmp / "submission.csv")  # <file id>,<label 1..5>
     print(results.read_text().splitlines()[:2], submission.read_text().splitlines()[:2])
+    # --8<-- [end:predict]

@@ -22,6 +22,7 @@ with tempfile.TemporaryDirectory() as tmp:
     write_action_videos(tmp / "videos", n_per_class=3, frames=12, size=SIZE)
     labels = write_tb_phantoms(tmp / "scans", n_per_class=5, shape=(16, 48, 48))
 
+    # --8<-- [start:pretrain]
     # Stage 1: video pretraining, encoder frozen. With the feature cache the adapter is frozen too,
     # and slice features are computed once (exact for a frozen adapter; see the docs).
     videos = ucf50(tmp / "videos", UCF50_PAPER_CLASSES, num_frames=DEPTH, size=SIZE)
@@ -33,7 +34,9 @@ with tempfile.TemporaryDirectory() as tmp:
         TrainConfig(epochs=3, batch_size=4, feature_cache=True, out_dir=str(tmp / "pretrain"), progress=False),
     )
     print(f"pretrained {len(result.history)} epochs; saved to {tmp / 'pretrain' / 'best'}")
+    # --8<-- [end:pretrain]
 
+    # --8<-- [start:finetune]
     # Stage 2: new 5-way head, every layer trained, class weights and the paper's rotation.
     prep = CTPreprocessing(size=(DEPTH, SIZE, SIZE))
     train = ImageCLEFTBT(labels.parent, labels, "train", preprocessing=prep, cache_dir=tmp / "cache")
@@ -43,4 +46,5 @@ with tempfile.TemporaryDirectory() as tmp:
     )
     model, result = finetune(tmp / "pretrain" / "best", train, val, config, num_classes=5)
     print(result.evaluation.report.to_markdown("PT+CW+AUG (synthetic)"))
+    # --8<-- [end:finetune]
     print("run folder:", sorted(p.name for p in (tmp / "finetune").iterdir()))

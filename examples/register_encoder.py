@@ -15,6 +15,7 @@ from slicevid import SliceSequenceClassifier, create_model
 from slicevid.encoders import list_encoders, register_encoder
 
 
+# --8<-- [start:register]
 @register_encoder("tiny_cnn")
 def tiny_cnn(width: int = 16) -> nn.Module:
     encoder = nn.Sequential(
@@ -30,6 +31,10 @@ def tiny_cnn(width: int = 16) -> nn.Module:
     return encoder
 
 
+# --8<-- [end:register]
+
+
+# --8<-- [start:use]
 print("registered encoders:", list_encoders())
 model = create_model("tiny_cnn", "lstm", num_classes=3, encoder_kwargs={"width": 8})
 volume = torch.rand(2, 1, 10, 32, 32)  # (B, C, D, H, W)
@@ -40,3 +45,4 @@ with tempfile.TemporaryDirectory() as folder:
     again = SliceSequenceClassifier.from_pretrained(folder)
     model.eval(), again.eval()
     print("reloaded model gives identical outputs:", torch.equal(model(volume), again(volume)))
+# --8<-- [end:use]

@@ -20,6 +20,7 @@ with tempfile.TemporaryDirectory() as tmp:
     tmp = Path(tmp)
     labels = write_tb_phantoms(tmp / "scans", n_per_class=4, shape=(16, 48, 48), depths=(12, 20))
 
+    # --8<-- [start:train]
     # Keep every slice of every scan: depth None, in-plane resize only.
     native = CTPreprocessing(size=(None, 48, 48), resample="native")
     train = ImageCLEFTBT(labels.parent, labels, "train", preprocessing=native, val_fraction=0.25)
@@ -33,7 +34,9 @@ with tempfile.TemporaryDirectory() as tmp:
     config = TrainConfig(epochs=2, batch_size=4, optimizer="adamw", lr=2e-3, progress=False)
     result = fit(model, train, val, config)  # batches of similar depth, padded, lengths passed on
     print(result.evaluation.report.to_markdown("attention, 2.5D, native depth"))
+    # --8<-- [end:train]
 
+    # --8<-- [start:explain]
     # Which slices drove the prediction for the first validation scan?
     volumes, _, lengths = pad_collate([val[0]])
     importance = model.explain(volumes, lengths)[0]
@@ -41,3 +44,4 @@ with tempfile.TemporaryDirectory() as tmp:
     print(f"{val.file_ids[0]}: {volumes.shape[2]} slices, the most important: {top}")
     picture = plot_slice_importance(volumes[0, 0].numpy(), importance.numpy(), tmp / "explain.png")
     print("picture written:", picture.name)
+    # --8<-- [end:explain]

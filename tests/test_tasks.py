@@ -242,3 +242,30 @@ def test_old_single_task_checkpoint_loads(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps(values))
     loaded = SliceSequenceClassifier.from_pretrained(tmp_path)
     assert loaded.class_names == ("a", "b", "c") and isinstance(loaded.config.tasks["target"], Multiclass)
+
+
+def test_several_heads_and_slice_targets_from_the_cli(tmp_path):
+    import csv
+
+    from slicevid.cli import main
+    from slicevid.data.synthetic import write_report_phantoms
+
+    labels = write_report_phantoms(tmp_path / "scans", count=30, shape=(6, 32, 32))
+    run = tmp_path / "run"
+    heads = [  # the split is stratified by the first class or level head
+        "--head", "severity=ordinal:Severity:low,medium,high",
+        "--head", "findings=multilabel:Infiltrative,Focal,RightLung,LeftLung",
+        "--head", "type=multiclass:TypeOfTB:Infiltrative,Focal,Tuberculoma,Miliary,Fibro-cavernous",
+    ]  # fmt: skip
+    small = ["--encoder", "test_plain_cnn", "--depth", "6", "--size", "32", "--epochs", "1", "--no-progress"]
+    data = ["--scans", str(labels.parent), "--labels-csv", str(labels), "--val-fraction", "0.34"]
+    slices = ["--slice-targets", str(labels.parent / "slices.csv"), "--slice-weight", "0.5"]
+    assert main(["finetune", *data, *heads, *slices, *small, "--batch-size", "4", "--out", str(run)]) == 0
+    model = SliceSequenceClassifier.from_pretrained(run / "best")
+    assert list(model.tasks) == ["severity", "findings", "type"]
+    assert model.tasks["severity"].names == ("low", "medium", "high") and model.config.slice_supervision is not None
+    out = tmp_path / "results.csv"
+    assert main(["predict", "--checkpoint", str(run / "best"), str(labels.parent), "--out", str(out)]) == 0
+    header = next(csv.reader(out.open()))
+    for column in ("findings.p_Focal", "findings.Focal", "severity.predicted", "severity.p_high", "type.p_Miliary"):
+        assert column in header, header

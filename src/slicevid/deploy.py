@@ -1,8 +1,9 @@
 """Deploying a trained model: ONNX with the model's own description, ONNX Runtime, int8, and ``torch.export``.
 
 `export_onnx()` writes a graph whose first input is the volume batch ``volumes``
-``(B, C, D, H, W)`` (dynamic ``B`` and ``D``), whose second input is ``lengths`` ``(B,)`` int64
-(each volume's real depth in a padded batch), and whose outputs are each head's logits in
+``(B, C, D, H, W)`` (dynamic ``B`` and ``D``; ``H`` and ``W`` too for a model that records no
+input size), whose second input is ``lengths`` ``(B,)`` int64 (each volume's real depth in a
+padded batch), and whose outputs are each head's logits in
 task order (the first output is a one-head model's logits). The model's
 [`ModelConfig`][slicevid.ModelConfig] (class names, tasks and thresholds, input size and range, CT
 preprocessing, training data) is embedded as metadata, so the file alone is enough to predict:

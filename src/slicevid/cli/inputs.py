@@ -79,16 +79,24 @@ def head_columns(args: argparse.Namespace) -> dict[str, HeadColumns]:
 
 
 def _parse_head(text: str) -> tuple[str, HeadColumns]:
-    """``"findings=multilabel:left,right"`` -> ``("findings", HeadColumns("binary", ("left", "right")))``."""
+    """``"findings=multilabel:left,right"`` -> ``("findings", HeadColumns("binary", ("left", "right")))``.
+
+    A third part names classes or levels in order: ``"severity=ordinal:Severity:low,medium,high"``.
+    """
     try:
         name, rest = text.split("=", 1)
-        kind, columns = rest.split(":", 1)
+        kind, columns, *names = rest.split(":")
     except ValueError:
-        raise ConfigError("--head", f"{text!r} must look like NAME=KIND:COLUMN[,COLUMN...]") from None
+        raise ConfigError("--head", f"{text!r} must look like NAME=KIND:COLUMN[,COLUMN...][:NAME,NAME...]") from None
     if kind not in TASK_KINDS:
         raise ConfigError("--head", f"{text!r}: the kind must be one of {sorted(TASK_KINDS)}")
-    names = tuple(c.strip() for c in columns.split(",") if c.strip())
-    return name.strip(), HeadColumns(TASK_KINDS[kind], names)
+    if len(names) > 1:
+        raise ConfigError("--head", f"{text!r} has more than three parts (NAME=KIND:COLUMNS:NAMES)")
+
+    def listed(part: str) -> tuple[str, ...]:
+        return tuple(c.strip() for c in part.split(",") if c.strip())
+
+    return name.strip(), HeadColumns(TASK_KINDS[kind], listed(columns), listed(names[0]) if names else None)
 
 
 def tasks_for(dataset: LabelledScans, heads: dict[str, HeadColumns], args: argparse.Namespace) -> dict[str, Task]:

@@ -153,9 +153,9 @@ def _add_label_options(parser: argparse.ArgumentParser) -> None:
         "--head",
         action="append",
         default=None,
-        metavar="NAME=KIND:COLUMNS",
-        help="one head of a several-head model, e.g. type=multiclass:TypeOfTB or findings=multilabel:left,right "
-        "(repeatable; replaces --task)",
+        metavar="NAME=KIND:COLUMNS[:NAMES]",
+        help="one head of a several-head model, e.g. type=multiclass:TypeOfTB, findings=multilabel:left,right or "
+        "severity=ordinal:Severity:low,medium,high (names in order; repeatable; replaces --task)",
     )
     group.add_argument(
         "--flip-pairs",

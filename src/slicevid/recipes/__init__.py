@@ -10,7 +10,7 @@ makes slicevid's choices where they are better or more general (documented besid
 
 from .named import RECIPES, demo_recipe, named_recipe, slicevid_recipe, viptt_reproduction
 from .recipe import PAPER_CONFIGURATIONS, Configuration, CTLabels, Recipe
-from .runner import RecipeResult, run_recipe, stage_folder
+from .runner import RecipeResult, clip_splits, held_out_scans, run_recipe, scan_splits, stage_folder
 
 __all__ = [
     "PAPER_CONFIGURATIONS",
@@ -19,9 +19,12 @@ __all__ = [
     "Configuration",
     "Recipe",
     "RecipeResult",
+    "clip_splits",
     "demo_recipe",
+    "held_out_scans",
     "named_recipe",
     "run_recipe",
+    "scan_splits",
     "slicevid_recipe",
     "stage_folder",
     "viptt_reproduction",

@@ -27,6 +27,7 @@ from .._io import atomic_write_text
 from ..data.labelled import LabelledScans
 from ..data.slices import SliceTargets
 from ..data.ucf import ucf50
+from ..data.video import VideoClipDataset
 from ..errors import DataError, RunFolderError
 from ..metrics import ClassificationReport, Report, format_table, metrics_table, report_from_dict
 from ..model import SliceSequenceClassifier, create_model
@@ -136,8 +137,12 @@ def run_recipe(
         pretrained, result.pretrain_val_accuracy, result.seconds["pretraining"] = _pretrain(
             recipe, Path(videos), out / "pretrain", cache / "clips", progress
         )
-    data = _ct_data(recipe, scans, labels_csv, exclude, slice_targets, cache / "volumes", progress)
-    test = _test_data(recipe, test_scans, test_labels_csv, cache / "volumes") if test_scans else None
+    data = scan_splits(
+        recipe, scans, labels_csv, exclude=exclude, slice_targets=slice_targets, cache_dir=cache / "volumes"
+    )
+    for split in data:  # preprocessed into the cache up front
+        split.fill_cache(workers=max(1, recipe.finetune.num_workers), progress=progress)
+    test = held_out_scans(recipe, test_scans, test_labels_csv, cache / "volumes") if test_scans else None
     tasks = tasks_from_columns(recipe.labels.head_columns(), data[0].head_names)
     for name, configuration in recipe.configurations.items():
         folder = stage_folder(out, name)
@@ -200,15 +205,7 @@ def _pretrain(recipe: Recipe, videos: Path, folder: Path, cache: Path, progress:
     if (folder / DONE).is_file():
         done = json.loads((folder / DONE).read_text())
         return folder / "best", done["val_accuracy"], done["seconds"]
-    common = {
-        "classes": recipe.video_classes,
-        "clip": recipe.video,
-        "seed": recipe.pretrain.seed,
-        "split_by": recipe.video_split,
-        "val_fraction": recipe.video_val_fraction,
-        "cache_dir": cache,
-    }
-    train, val = ucf50(videos, split="train", **common), ucf50(videos, split="val", **common)
+    train, val = clip_splits(recipe, videos, cache)
     started = time.perf_counter()
     model = new_model(recipe, {"num_classes": len(train.classes)})
     config = _stage_config(recipe.pretrain, folder, progress)
@@ -219,8 +216,25 @@ def _pretrain(recipe: Recipe, videos: Path, folder: Path, cache: Path, progress:
     return folder / "best", accuracy, seconds
 
 
-def _ct_data(recipe: Recipe, scans, labels_csv, exclude, slice_targets, cache: Path, progress: bool):
-    """Training and validation scans, preprocessed into the cache up front."""
+def scan_splits(
+    recipe: Recipe,
+    scans: str | os.PathLike,
+    labels_csv: str | os.PathLike,
+    *,
+    exclude: str | os.PathLike | None = None,
+    slice_targets: SliceTargets | None = None,
+    cache_dir: str | os.PathLike | None = None,
+) -> tuple[LabelledScans, LabelledScans]:
+    """The training and validation scans of ``recipe``'s split, as its fine-tuning reads them.
+
+    Args:
+        recipe: the experiment (labels, split fraction and seed, label fraction, preprocessing).
+        scans: the scan folder.
+        labels_csv: its labels.
+        exclude: scans to leave out before the split (a text file of names).
+        slice_targets: where the scans' per-slice targets come from.
+        cache_dir: where preprocessed scans are kept.
+    """
     kwargs = {
         "file_column": recipe.labels.file_column,
         "heads": recipe.labels.head_columns(),
@@ -229,27 +243,58 @@ def _ct_data(recipe: Recipe, scans, labels_csv, exclude, slice_targets, cache: P
         "seed": recipe.finetune.seed,
         "exclude": exclude,
         "preprocessing": recipe.preprocessing,
-        "cache_dir": cache,
+        "cache_dir": cache_dir,
     }
     train = LabelledScans(scans, labels_csv, "train", label_fraction=recipe.label_fraction, **kwargs)
-    splits = train, LabelledScans(scans, labels_csv, "val", **kwargs)
-    for split in splits:
-        split.fill_cache(workers=max(1, recipe.finetune.num_workers), progress=progress)
-    return splits
+    return train, LabelledScans(scans, labels_csv, "val", **kwargs)
 
 
-def _test_data(recipe: Recipe, test_scans, test_labels_csv, cache: Path) -> LabelledScans:
+def clip_splits(
+    recipe: Recipe, videos: str | os.PathLike, cache_dir: str | os.PathLike | None = None
+) -> tuple[VideoClipDataset, VideoClipDataset]:
+    """The training and validation clips of ``recipe``'s video pretraining.
+
+    Args:
+        recipe: the experiment (classes, clip settings, split and seed).
+        videos: a UCF-style folder of class folders.
+        cache_dir: where decoded clips are kept.
+    """
+    common = {
+        "classes": recipe.video_classes,
+        "clip": recipe.video,
+        "seed": recipe.pretrain.seed,
+        "split_by": recipe.video_split,
+        "val_fraction": recipe.video_val_fraction,
+        "cache_dir": cache_dir,
+    }
+    return ucf50(videos, split="train", **common), ucf50(videos, split="val", **common)
+
+
+def held_out_scans(
+    recipe: Recipe,
+    scans: str | os.PathLike,
+    labels_csv: str | os.PathLike | None,
+    cache_dir: str | os.PathLike | None = None,
+) -> LabelledScans:
+    """Held-out scans as the recipe scores them (every scan; labelled when ``labels_csv`` is given).
+
+    Args:
+        recipe: the experiment (labels, preprocessing, the test NaN policy).
+        scans: the test scan folder.
+        labels_csv: their labels, or ``None`` to predict them.
+        cache_dir: where preprocessed scans are kept.
+    """
     preprocessing = replace(recipe.preprocessing, nan_policy=recipe.test_nan_policy)
     labels = recipe.labels
     return LabelledScans(
-        test_scans,
-        test_labels_csv,
-        "all" if test_labels_csv else "test",
+        scans,
+        labels_csv,
+        "all" if labels_csv else "test",
         file_column=labels.file_column,
-        heads=labels.head_columns() if test_labels_csv else None,
+        heads=labels.head_columns() if labels_csv else None,
         classes=labels.classes,
         preprocessing=preprocessing,
-        cache_dir=cache,
+        cache_dir=cache_dir,
     )
 
 
