@@ -20,23 +20,25 @@ IMAGES = Path(__file__).resolve().parents[1] / "images"
 
 
 def architecture() -> None:
-    fig, ax = plt.subplots(figsize=(13, 2.6))
-    ax.set(xlim=(0, 13), ylim=(0, 2.6))
+    """Five boxes in a row, text at 12 pt: legible (about 13 px) when the page shows it 1100 px wide."""
+    fig, ax = plt.subplots(figsize=(15, 3.0))
+    ax.set(xlim=(-0.1, 15.4), ylim=(0.2, 2.8))
     ax.axis("off")
+    width = 2.65
     boxes = [
-        (0.1, "volume\n(B, 1, D, H, W)", "#eeeeee"),
-        (2.45, "channel adapter\nConv3d 1x1x1\n1 -> 3 channels", "#dbe9f6"),
-        (4.8, "slice encoder\nVGG-16 + GAP on all\nB*D slices at once", "#c6dbef"),
-        (7.15, "aggregator\nLSTM(256), last step\n(B, D, 512) -> (B, 256)", "#fdd0a2"),
-        (9.5, "head\nDense 1024 ReLU\n-> logits (B, K)", "#c7e9c0"),
+        (0.0, "volume\n(B, 1, D, H, W)", "#eeeeee"),
+        (2.9, "channel adapter\nConv3d 1x1x1\n1 -> 3 channels", "#dbe9f6"),
+        (5.8, "slice encoder\nVGG-16 + GAP on\nall B*D slices at once", "#c6dbef"),
+        (8.7, "aggregator\nLSTM(256), last step\n(B, D, 512) -> (B, 256)", "#fdd0a2"),
+        (11.6, "head\nDense 1024, ReLU\n-> logits (B, K)", "#c7e9c0"),
     ]
     for x, text, color in boxes:
-        ax.add_patch(FancyBboxPatch((x, 0.55), 2.05, 1.5, boxstyle="round,pad=0.05", fc=color, ec="#444444"))
-        ax.text(x + 1.025, 1.3, text, ha="center", va="center", fontsize=9)
+        ax.add_patch(FancyBboxPatch((x, 0.45), width, 2.1, boxstyle="round,pad=0.05", fc=color, ec="#444444"))
+        ax.text(x + width / 2, 1.5, text, ha="center", va="center", fontsize=12, linespacing=1.4)
     for (x, *_), (nx, *_) in itertools.pairwise(boxes):
-        ax.add_patch(FancyArrowPatch((x + 2.12, 1.3), (nx - 0.08, 1.3), arrowstyle="-|>", mutation_scale=14))
-    ax.text(11.75, 1.3, "softmax:\nTB type", ha="left", va="center", fontsize=9)
-    fig.savefig(IMAGES / "architecture.png", dpi=120, bbox_inches="tight")
+        ax.add_patch(FancyArrowPatch((x + width + 0.07, 1.5), (nx - 0.07, 1.5), arrowstyle="-|>", mutation_scale=18))
+    ax.text(14.4, 1.5, "softmax:\nTB type", ha="left", va="center", fontsize=12)
+    fig.savefig(IMAGES / "architecture.png", dpi=150, bbox_inches="tight")
     plt.close(fig)
 
 
