@@ -1,8 +1,9 @@
 """slicevid beside what users would pick instead: 3D CNNs, a video-pretrained 3D CNN and MIL, on one yardstick.
 
 Every row is trained by slicevid's own public training API (``fit``, or the runner for
-slicevid's rows) on the same data, split, augmentation, optimiser, schedule, epoch budget and
-epoch selection (lowest validation loss), and scored on the same held-out test phantoms:
+slicevid's rows) on the same data, split, augmentation, optimiser, schedule, epoch budget (the
+demo's: 14 pretraining and 12 fine-tuning epochs) and epoch selection (lowest validation loss),
+and scored on the same held-out test phantoms:
 
 * slicevid, the paper's LSTM, a bidirectional GRU and gated attention, each from scratch (No PT)
   and pretrained on the synthetic action clips (PT): the ``demo`` recipe at this yardstick's size;
@@ -305,8 +306,10 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--scans", type=int, default=100, help="phantoms, split 80/20; half as many test phantoms")
     parser.add_argument("--videos", type=int, default=8, help="action clips per class")
-    parser.add_argument("--epochs", type=int, default=6, help="fine-tuning epochs of every row")
-    parser.add_argument("--pretrain-epochs", type=int, default=4, help="video pretraining epochs of every PT row")
+    parser.add_argument("--epochs", type=int, default=None, help="fine-tuning epochs of every row (the demo's: 12)")
+    parser.add_argument(
+        "--pretrain-epochs", type=int, default=None, help="video pretraining epochs of every PT row (the demo's: 14)"
+    )
     parser.add_argument("--size", type=int, nargs=2, default=[32, 32], metavar=("DEPTH", "SIZE"))
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
@@ -317,6 +320,11 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.quick:
         args.seeds, args.scans, args.videos, args.epochs, args.pretrain_epochs = [0], 25, 2, 1, 1
+    from slicevid.recipes import demo_recipe
+
+    demo = demo_recipe()
+    args.epochs = args.epochs or demo.finetune.epochs
+    args.pretrain_epochs = args.pretrain_epochs or demo.pretrain.epochs
     return args
 
 
