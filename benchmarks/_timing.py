@@ -49,3 +49,12 @@ def markdown_table(header: list[str], rows: list[list[object]]) -> str:
 def save_json(path: str | Path | None, payload: dict) -> None:
     if path:
         Path(path).write_text(json.dumps(payload, indent=2) + "\n")
+
+
+def save_table(out: Path, results: object, text: str, name: str = "results.json") -> None:
+    """A table script's results (``out/name``) and its Markdown (``out/table.md``), each written atomically."""
+    from slicevid._io import atomic_write_text
+
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / name, json.dumps(results, indent=2, default=str) + "\n")
+    atomic_write_text(out / "table.md", text)

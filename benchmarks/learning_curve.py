@@ -22,13 +22,12 @@ the demo's pretraining settings with ``--ssl-epochs`` epochs.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import time
 from dataclasses import replace
 from pathlib import Path
 
-from _timing import machine, markdown_table
+from _timing import machine, markdown_table, save_table
 
 from slicevid import SliceSequenceClassifier
 from slicevid.data.synthetic import write_action_videos, write_tb_phantoms
@@ -162,8 +161,7 @@ def main(argv: list[str] | None = None) -> str:
         f"Learning curve, {len(args.seeds)} seeds, {machine()}, {time.perf_counter() - started:.0f} s in all\n\n"
         f"{summarize(per_seed)}\n"
     )
-    (out / "results.json").write_text(json.dumps(per_seed, indent=2, default=str) + "\n")
-    (out / "table.md").write_text(text)
+    save_table(out, per_seed, text)
     print(text)
     return text
 

@@ -335,7 +335,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         seed, data = json.loads(args.seed_data)
         print(json.dumps(measured_group(args.child, seed, data, out, args)))
         return []
-    from _timing import machine
+    from _timing import machine, save_table
 
     started = time.perf_counter()
     per_seed = []
@@ -355,9 +355,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         f"{len(args.seeds)} seeds, {args.epochs} epochs each, {machine()}, "
         f"{time.perf_counter() - started:.0f} s in all\n\n{table(summary)}\n"
     )
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "peers.json").write_text(json.dumps({"machine": machine(), "rows": summary}, indent=2) + "\n")
-    (out / "table.md").write_text(text)
+    save_table(out, {"machine": machine(), "rows": summary}, text, name="peers.json")
     print(text)
     return summary
 

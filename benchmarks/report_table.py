@@ -29,9 +29,8 @@ import statistics
 import time
 from pathlib import Path
 
-from _timing import machine, markdown_table
+from _timing import machine, markdown_table, save_table
 
-from slicevid._io import atomic_write_text
 from slicevid.data import TB_CLASSES, HeadColumns, SliceTargets
 from slicevid.data.synthetic import mask_folder, write_action_videos, write_report_phantoms
 from slicevid.data.synthetic.report import LATERALITY, SEVERITY_LEVELS
@@ -136,8 +135,7 @@ def main(argv: list[str] | None = None) -> str:
         f"Synthetic CT-report table, {len(args.seeds)} seeds, {machine()}, "
         f"{time.perf_counter() - started:.0f} s in all\n\n{summarize(per_seed)}\n"
     )
-    atomic_write_text(out / "results.json", json.dumps(per_seed, indent=2) + "\n")
-    atomic_write_text(out / "table.md", text)
+    save_table(out, per_seed, text)
     print(text)
     return text
 

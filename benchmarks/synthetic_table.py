@@ -30,16 +30,14 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import statistics
 import time
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
-from _timing import machine, markdown_table
+from _timing import machine, markdown_table, save_table
 
-from slicevid._io import atomic_write_text
 from slicevid.data import CTPreprocessing
 from slicevid.data.synthetic import write_action_videos, write_tb_phantoms
 from slicevid.data.synthetic.phantoms import CHALLENGE_PROPORTIONS
@@ -194,8 +192,7 @@ def main(argv: list[str] | None = None) -> str:
     if args.table == "paper":
         accuracies = [per_seed[s]["pretraining"]["val_accuracy"] for s in per_seed]
         text += f"\nPretraining validation accuracy: {', '.join(f'{a:.2f}' for a in accuracies)}\n"
-    atomic_write_text(out / "results.json", json.dumps(per_seed, indent=2) + "\n")
-    atomic_write_text(out / "table.md", text)
+    save_table(out, per_seed, text)
     print(text)
     return text
 
