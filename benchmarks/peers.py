@@ -25,7 +25,7 @@ parameters, seconds per training epoch, inference milliseconds per scan (batches
 peak resident memory of the process that ran the row (each group of rows runs in its own
 process; a slicevid group holds its No PT and PT rows and their pretraining).
 
-    python benchmarks/peers.py --out runs/peers          # about 30 min on 2 cores
+    python benchmarks/peers.py --out runs/peers          # about 70 min on 2 cores (3 seeds)
     python benchmarks/peers.py --quick --out /tmp/peers  # smoke test
 
 The CUDA variant at the paper's input size (70 x 224 x 224) is ``--size 70 224 --device cuda``;
