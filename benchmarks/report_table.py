@@ -17,7 +17,7 @@ runner; pretraining runs once per seed and is shared. Columns: the findings' mea
 the type's kappa and the severity's quadratic-weighted kappa where the row predicts them, and the
 seconds its fine-tuning took. Synthetic stand-in data: it says what each option does on this task.
 
-    python benchmarks/report_table.py --out runs/report-table       # about 10 min, 2 cores
+    python benchmarks/report_table.py --out runs/report-table       # about 6 min, 2 cores
     python benchmarks/report_table.py --quick --out /tmp/r          # smoke test
 """
 
