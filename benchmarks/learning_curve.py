@@ -15,7 +15,7 @@ Scored as test kappa mean ± sd over seeds; the seconds of each pretraining run 
 Phantoms are 32 x 64 x 64 (read at 16 x 48 x 48), balanced classes; self-supervised runs take
 the demo's pretraining settings with ``--ssl-epochs`` epochs.
 
-    python benchmarks/learning_curve.py --out runs/learning-curve   # about 25 min on 2 cores
+    python benchmarks/learning_curve.py --out runs/learning-curve   # about 18 min on 2 cores
     python benchmarks/learning_curve.py --quick --out /tmp/lc       # smoke test
 """
 
