@@ -51,10 +51,16 @@ def save_json(path: str | Path | None, payload: dict) -> None:
         Path(path).write_text(json.dumps(payload, indent=2) + "\n")
 
 
-def save_table(out: Path, results: object, text: str, name: str = "results.json") -> None:
-    """A table script's results (``out/name``) and its Markdown (``out/table.md``), each written atomically."""
+def finish_table(out: Path, title: str, started: float, body: str, results: object, name: str = "results.json") -> str:
+    """A table script's last step: ``title``, the machine and the run's seconds above ``body``.
+
+    The text is printed and written to ``out/table.md``, ``results`` to ``out/name`` (each atomically).
+    """
     from slicevid._io import atomic_write_text
 
+    text = f"{title}, {machine()}, {time.perf_counter() - started:.0f} s in all\n\n{body}\n"
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / name, json.dumps(results, indent=2, default=str) + "\n")
     atomic_write_text(out / "table.md", text)
+    print(text)
+    return text

@@ -27,7 +27,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from _timing import machine, markdown_table, save_table
+from _timing import finish_table, markdown_table
 
 from slicevid import SliceSequenceClassifier
 from slicevid.data.synthetic import write_action_videos, write_tb_phantoms
@@ -157,13 +157,7 @@ def main(argv: list[str] | None = None) -> str:
     for seed in args.seeds:
         print(f"seed {seed}", flush=True)
         per_seed.append(run_seed(seed, out / f"seed{seed}", args))
-    text = (
-        f"Learning curve, {len(args.seeds)} seeds, {machine()}, {time.perf_counter() - started:.0f} s in all\n\n"
-        f"{summarize(per_seed)}\n"
-    )
-    save_table(out, per_seed, text)
-    print(text)
-    return text
+    return finish_table(out, f"Learning curve, {len(args.seeds)} seeds", started, summarize(per_seed), per_seed)
 
 
 if __name__ == "__main__":

@@ -335,7 +335,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         seed, data = json.loads(args.seed_data)
         print(json.dumps(measured_group(args.child, seed, data, out, args)))
         return []
-    from _timing import machine, save_table
+    from _timing import finish_table, machine
 
     started = time.perf_counter()
     per_seed = []
@@ -350,13 +350,11 @@ def main(argv: list[str] | None = None) -> list[dict]:
             rows |= group_rows
         per_seed.append(rows)
     summary = summarize(per_seed, args.groups)
-    text = (
+    title = (
         f"Peers on the synthetic Table-1 phantoms at {args.size[0]} x {args.size[1]} x {args.size[1]}, "
-        f"{len(args.seeds)} seeds, {args.epochs} epochs each, {machine()}, "
-        f"{time.perf_counter() - started:.0f} s in all\n\n{table(summary)}\n"
+        f"{len(args.seeds)} seeds, {args.epochs} epochs each"
     )
-    save_table(out, {"machine": machine(), "rows": summary}, text, name="peers.json")
-    print(text)
+    finish_table(out, title, started, table(summary), {"machine": machine(), "rows": summary}, name="peers.json")
     return summary
 
 

@@ -29,7 +29,7 @@ import statistics
 import time
 from pathlib import Path
 
-from _timing import machine, markdown_table, save_table
+from _timing import finish_table, markdown_table
 
 from slicevid.data import TB_CLASSES, HeadColumns, SliceTargets
 from slicevid.data.synthetic import mask_folder, write_action_videos, write_report_phantoms
@@ -131,13 +131,8 @@ def main(argv: list[str] | None = None) -> str:
     for seed in args.seeds:
         per_seed[seed] = run_seed(seed, out / f"seed{seed}", args.quick)
         print(f"seed {seed}: " + json.dumps(per_seed[seed]), flush=True)
-    text = (
-        f"Synthetic CT-report table, {len(args.seeds)} seeds, {machine()}, "
-        f"{time.perf_counter() - started:.0f} s in all\n\n{summarize(per_seed)}\n"
-    )
-    save_table(out, per_seed, text)
-    print(text)
-    return text
+    title = f"Synthetic CT-report table, {len(args.seeds)} seeds"
+    return finish_table(out, title, started, summarize(per_seed), per_seed)
 
 
 if __name__ == "__main__":

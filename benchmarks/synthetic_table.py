@@ -36,7 +36,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
-from _timing import machine, markdown_table, save_table
+from _timing import finish_table, markdown_table
 
 from slicevid.data import CTPreprocessing
 from slicevid.data.synthetic import write_action_videos, write_tb_phantoms
@@ -185,16 +185,11 @@ def main(argv: list[str] | None = None) -> str:
             flush=True,
         )
     table = summarize(per_seed, ROWS[args.table], args.table != "paper")
-    text = (
-        f"Synthetic Table 1 ({args.table}), {len(args.seeds)} seeds, {machine()}, "
-        f"{time.perf_counter() - started:.0f} s in all\n\n{table}\n"
-    )
     if args.table == "paper":
         accuracies = [per_seed[s]["pretraining"]["val_accuracy"] for s in per_seed]
-        text += f"\nPretraining validation accuracy: {', '.join(f'{a:.2f}' for a in accuracies)}\n"
-    save_table(out, per_seed, text)
-    print(text)
-    return text
+        table += f"\n\nPretraining validation accuracy: {', '.join(f'{a:.2f}' for a in accuracies)}"
+    title = f"Synthetic Table 1 ({args.table}), {len(args.seeds)} seeds"
+    return finish_table(out, title, started, table, per_seed)
 
 
 if __name__ == "__main__":
