@@ -37,6 +37,7 @@ from slicevid import SliceSequenceClassifier
 from slicevid.data import ImageCLEFTBT
 from slicevid.deploy import OnnxModel, export_onnx, quantize_onnx
 from slicevid.metrics import classification_report
+from slicevid.outputs import Outputs
 from slicevid.predict import predict_batch
 from slicevid.presets import viptt_net
 
@@ -47,12 +48,12 @@ def eager(model: torch.nn.Module, device: torch.device, dtype: torch.dtype | Non
     """The model on ``device`` (under autocast to ``dtype`` if given), returning outputs by task like ``OnnxModel``."""
     model = model.to(device)
 
-    def run(volumes: torch.Tensor, lengths: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    def run(volumes: torch.Tensor, lengths: torch.Tensor | None = None) -> Outputs:
         volumes = volumes.to(device)
         lengths = None if lengths is None else lengths.to(device)
         with torch.autocast(device.type, dtype or torch.float32, enabled=dtype is not None):
             outputs = model.forward_outputs(volumes, lengths)
-        return {name: logits.float().cpu() for name, logits in outputs.items()}
+        return Outputs({name: logits.float().cpu() for name, logits in outputs.tasks.items()})
 
     return run
 

@@ -15,7 +15,7 @@ import torch
 from slicevid import SliceSequenceClassifier, create_model
 from slicevid.data import CTPreprocessing, ImageCLEFTBT
 from slicevid.data.synthetic import write_tb_phantoms
-from slicevid.deploy import OnnxModel, quantize_onnx, read_onnx_config
+from slicevid.deploy import OnnxModel, export_onnx, quantize_onnx, read_onnx_config
 from slicevid.predict import predict_scans
 from slicevid.train import TrainConfig, fit
 
@@ -32,7 +32,7 @@ with tempfile.TemporaryDirectory() as tmp:
         fit(model, train, None, TrainConfig(epochs=1, batch_size=4, out_dir=str(tmp / "run"), progress=False))
 
     # --8<-- [start:export]
-    onnx_file = model.export_onnx(tmp / "model.onnx")  # or: slicevid export --checkpoint run/best --out model.onnx
+    onnx_file = export_onnx(model, tmp / "model.onnx")  # or: slicevid export --checkpoint run/best --out model.onnx
     config = read_onnx_config(onnx_file)  # the model's description travels inside the file
     print(f"{onnx_file.name}: classes {config.class_names}, input {config.input_size}")
     # --8<-- [end:export]
@@ -41,7 +41,7 @@ with tempfile.TemporaryDirectory() as tmp:
     session = OnnxModel(onnx_file)  # ONNX Runtime, no model code
     volumes = torch.rand(3, 1, 9, 48, 48)  # a padded batch: real depths 9, 7 and 6
     lengths = torch.tensor([9, 7, 6])
-    logits = session(volumes, lengths)["target"]
+    logits = session(volumes, lengths).tasks["target"]
     with torch.no_grad():
         expected = model.eval()(volumes, lengths)
     print(f"ONNX Runtime vs PyTorch, largest difference: {(logits - expected).abs().max():.1e}")

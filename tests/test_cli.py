@@ -308,10 +308,12 @@ def test_bad_config_files_are_one_line(tmp_path, capsys, content, suffix, fragme
     assert fragment in err and "Traceback" not in err
 
 
-def test_required_options(capsys):
+def test_required_options(tmp_path, capsys):
     with pytest.raises(SystemExit):
         parse_args(["finetune", "--scans", "s"])
-    assert "required: --labels-csv, --out" in capsys.readouterr().err
+    assert "required: --out" in capsys.readouterr().err
+    code = main(["finetune", "--scans", "s", "--out", str(tmp_path / "r")])  # or --medmnist: checked, in one line
+    one_line_error(capsys, code, "--labels-csv are needed (or --medmnist FLAG_OR_NPZ")
 
 
 @pytest.mark.parametrize("device", ["cuda", "tpu9"])

@@ -52,19 +52,19 @@ def test_onnx_runtime_equals_pytorch_for_every_aggregator(tmp_path, aggregator):
     for depth, lengths in ((5, [5, 3, 2]), (11, [11, 11, 7])):  # two depths in one session, padded batches
         volumes, lengths = torch.rand(3, 1, depth, 32, 32), torch.tensor(lengths)
         with torch.no_grad():
-            expected = model.forward_outputs(volumes, lengths)
-        got = session(volumes, lengths)
+            expected = model.forward_outputs(volumes, lengths).tasks
+        got = session(volumes, lengths).tasks
         for name in HEADS:
             assert torch.allclose(got[name], expected[name], atol=1e-4), (aggregator, name, depth)
     with torch.no_grad():
-        single = model.forward_outputs(volumes[2:, :, : lengths[2]])  # the padded scan alone equals its row
+        single = model.forward_outputs(volumes[2:, :, : lengths[2]]).tasks  # the padded scan alone equals its row
     assert torch.allclose(got["type"][2], single["type"][0], atol=1e-4)
 
 
 def test_the_embedded_description_round_trips(tmp_path):
     model = small("lstm", task=Multilabel(["left", "right"], thresholds=[0.3, 0.7]), class_names=None)
     model.config = model.config.replace(preprocessing=CTPreprocessing(size=(6, 32, 32)))
-    path = model.export_onnx(tmp_path / "m.onnx")
+    path = export_onnx(model, tmp_path / "m.onnx")
     assert read_onnx_config(path) == model.config
     session = OnnxModel(path)
     assert [o.name for o in session.session.get_inputs()] == ["volumes", "lengths"]
@@ -80,7 +80,7 @@ def test_slice_heads_export_too(tmp_path):
     session = OnnxModel(export_onnx(model, tmp_path / "m.onnx"))
     volumes, lengths = torch.rand(2, 1, 6, 32, 32), torch.tensor([6, 4])
     with torch.no_grad():
-        assert torch.allclose(session(volumes, lengths)["target"], model(volumes, lengths), atol=1e-4)
+        assert torch.allclose(session(volumes, lengths).tasks["target"], model(volumes, lengths), atol=1e-4)
 
 
 def test_int8_and_torch_export(tmp_path):
@@ -91,7 +91,7 @@ def test_int8_and_torch_export(tmp_path):
     volumes = torch.rand(2, 1, 6, 32, 32)
     with torch.no_grad():
         expected = model(volumes)
-    assert (quantized(volumes)["target"].softmax(-1) - expected.softmax(-1)).abs().max() < 0.05
+    assert (quantized(volumes).tasks["target"].softmax(-1) - expected.softmax(-1)).abs().max() < 0.05
 
 
 @pytest.mark.parametrize("aggregator", ["lstm", "bigru-2", "transformer"])
@@ -112,7 +112,7 @@ def test_a_graph_of_fixed_depth_refuses_other_depths(tmp_path):
     graph.graph.input[0].type.tensor_type.shape.dim[2].dim_value = 6
     onnx.save(graph, str(path))
     session = OnnxModel(path)
-    assert session.depth == 6 and session(torch.rand(1, 1, 6, 32, 32))["target"].shape == (1, 2)
+    assert session.depth == 6 and session(torch.rand(1, 1, 6, 32, 32)).tasks["target"].shape == (1, 2)
     with pytest.raises(DataError, match="takes volumes of depth 6 only"):
         session(torch.rand(1, 1, 7, 32, 32))
 

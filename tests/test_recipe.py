@@ -79,7 +79,7 @@ def test_fit_follows_keras_timing(monkeypatch):
     from slicevid.train import engine
 
     scripted = iter([1.0] + [1.1] * 20)
-    real_validate = engine._Trainer.validate
+    real_validate = engine.Trainer.validate
 
     def validate(self, epoch=None):
         real = real_validate(self, epoch)
@@ -87,7 +87,7 @@ def test_fit_follows_keras_timing(monkeypatch):
             next(scripted) if epoch is not None else real.loss, real.report, real.probabilities, real.labels, real.tasks
         )
 
-    monkeypatch.setattr(engine._Trainer, "validate", validate)
+    monkeypatch.setattr(engine.Trainer, "validate", validate)
     result = fit(plain_model(), toy_data(), toy_data(seed=1), TrainConfig(epochs=30, progress=False))
     # ReduceLROnPlateau(patience=5): epochs 1-6 at 1e-3, then 1e-4; EarlyStopping(patience=8): stop after epoch 9
     assert [row["lr"] for row in result.history] == pytest.approx([1e-3] * 6 + [1e-4] * 3)

@@ -11,8 +11,9 @@ from sklearn.metrics import cohen_kappa_score, roc_auc_score
 from torch.utils.data import Dataset
 
 from slicevid import SliceSequenceClassifier, create_model
-from slicevid.data.batching import SLICES, pad_collate
+from slicevid.data.batching import pad_collate
 from slicevid.errors import ConfigError, DataError
+from slicevid.keys import SLICES
 from slicevid.metrics import MultilabelReport, OrdinalReport, RegressionReport
 from slicevid.tasks import Multiclass, Multilabel, Ordinal, Regression, SliceSupervision
 from slicevid.train import TrainConfig, evaluate, fit
@@ -164,7 +165,7 @@ def test_a_three_head_model_with_slice_supervision_trains_on_padded_batches(tmp_
     assert saved.config.tasks == model.config.tasks and saved.slice_head is not None
     volumes, _targets, lengths = pad_collate([Report(2, depths=[3, 5])[i] for i in range(2)])
     outputs = saved.eval().forward_outputs(volumes, lengths)
-    assert outputs[SLICES].shape == (2, 5, 1) and torch.all(outputs[SLICES][0, 3:] == 0)
+    assert outputs.slices.shape == (2, 5, 1) and torch.all(outputs.slices[0, 3:] == 0)
 
 
 def test_missing_labels_never_count_as_zero():
@@ -187,9 +188,9 @@ def test_slice_logits_pooled_into_a_scan_head():
         volumes, lengths = torch.rand(2, 1, 5, 32, 32), torch.tensor([5, 2])
         outputs = model.forward_outputs(volumes, lengths)
         if pool == "max":
-            assert torch.allclose(outputs["target"][1], outputs[SLICES][1, :2].max(0).values)
+            assert torch.allclose(outputs.tasks["target"][1], outputs.slices[1, :2].max(0).values)
         single = model.forward_outputs(volumes[1:, :, :2])
-        assert torch.allclose(outputs["target"][1], single["target"][0], atol=1e-5)
+        assert torch.allclose(outputs.tasks["target"][1], single.tasks["target"][0], atol=1e-5)
     with pytest.raises(ConfigError, match="pool_into"):
         create_model(
             "test_plain_cnn", "gru", task=Multiclass(2), slice_supervision=SliceSupervision(pool_into="target")
@@ -235,10 +236,21 @@ def test_old_single_task_checkpoint_loads(tmp_path):
 
     model = create_model("compact_cnn", "mean", 3, class_names=("a", "b", "c"), encoder_kwargs={"widths": (4, 8)})
     model.save_pretrained(tmp_path)
-    values = json.loads((tmp_path / "config.json").read_text())
-    for key in ("tasks", "slice_supervision", "training_data"):
-        values.pop(key)
-    values["format_version"] = 2
+    values = {  # what slicevid 0.2 before tasks wrote: flat, no tasks
+        "format_version": 2,
+        "encoder": "compact_cnn",
+        "aggregator": "mean",
+        "num_classes": 3,
+        "in_channels": 1,
+        "adapter": "conv",
+        "head_hidden": 1024,
+        "encoder_kwargs": {"widths": [4, 8]},
+        "aggregator_kwargs": {},
+        "class_names": ["a", "b", "c"],
+        "input_size": None,
+        "input_range": [0.0, 1.0],
+        "preprocessing": None,
+    }
     (tmp_path / "config.json").write_text(json.dumps(values))
     loaded = SliceSequenceClassifier.from_pretrained(tmp_path)
     assert loaded.class_names == ("a", "b", "c") and isinstance(loaded.config.tasks["target"], Multiclass)

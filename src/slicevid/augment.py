@@ -19,10 +19,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
 
+from ._registry import check_choice
 from .errors import ConfigError
 
 PAPER_ANGLES = (-20.0, -10.0, -5.0, 0.0, 5.0, 10.0, 20.0)
@@ -146,14 +148,16 @@ class StudyAugmentation:
         return f"StudyAugmentation({', '.join(f'{k}={v}' for k, v in self.settings.items())})"
 
 
+Augmentation = Literal["paper", "notebook", "torchio"]
+"""The augmentations: the paper's rotations, the authors' notebook variant, torchio's study-consistent ones."""
+
+
 def make_augmentation(kind: str) -> RandomAxialRotation | StudyAugmentation | None:
     """The augmentation a ``TrainConfig.augment`` value names (``None`` for ``"none"``)."""
-    if kind == "none":
-        return None
-    if kind == "paper":
-        return RandomAxialRotation()
-    if kind == "notebook":
-        return RandomAxialRotation.notebook_variant()
-    if kind == "torchio":
-        return StudyAugmentation()
-    raise ConfigError("augment", f"must be one of 'none', 'paper', 'notebook', 'torchio'; got {kind!r}")
+    builders = {
+        "none": lambda: None,
+        "paper": RandomAxialRotation,
+        "notebook": RandomAxialRotation.notebook_variant,
+        "torchio": StudyAugmentation,
+    }
+    return builders[check_choice("augment", kind, builders)]()

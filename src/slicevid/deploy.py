@@ -20,6 +20,7 @@ PyTorch's own deployment paths (AOTInductor, ExecuTorch).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -35,10 +36,13 @@ from torch import Tensor, nn
 from ._io import atomic_write
 from .errors import CheckpointError, ConfigError, DataError
 from .model_config import ModelConfig
+from .outputs import Outputs
 from .tasks import Task
 
 __all__ = [
+    "CHECKSUM_KEY",
     "CONFIG_KEY",
+    "EXPORT_FORMATS",
     "QUANTIZED_OPS",
     "OnnxModel",
     "export_onnx",
@@ -49,7 +53,11 @@ __all__ = [
 
 CONFIG_KEY = "slicevid_config"
 """The ONNX metadata key that holds the model's [`ModelConfig`][slicevid.ModelConfig] as JSON."""
+CHECKSUM_KEY = "slicevid_sha256"
+"""The ONNX metadata key that holds the SHA-256 of the graph's nodes and weights, checked when it loads."""
 INPUTS = ("volumes", "lengths")
+EXPORT_FORMATS = {"onnx": ".onnx", "torch-export": ".pt2"}
+"""The export formats and the file ending each is written (and recognised) with."""
 
 
 class _Graph(nn.Module):
@@ -64,8 +72,8 @@ class _Graph(nn.Module):
         self.model = model
 
     def forward(self, volumes: Tensor, lengths: Tensor) -> tuple[Tensor, ...]:
-        outputs = self.model.forward_outputs(volumes, lengths)
-        return tuple(outputs[name] for name in self.model.config.tasks)
+        logits = self.model.forward_outputs(volumes, lengths).tasks
+        return tuple(logits[name] for name in self.model.config.tasks)
 
 
 def output_names(config: ModelConfig) -> list[str]:
@@ -74,6 +82,10 @@ def output_names(config: ModelConfig) -> list[str]:
 
 
 def _example(model: nn.Module, depth: int | None) -> tuple[Tensor, Tensor]:
+    if depth is not None and (isinstance(depth, bool) or not isinstance(depth, int) or depth < 2):
+        raise ConfigError(
+            "depth", f"must be an integer of at least 2 (the exported depth is dynamic from 2 up), got {depth!r}"
+        )
     size = model.config.input_size or (None, 224, 224)
     depth = depth or size[0] or 8
     volumes = torch.rand(2, model.config.in_channels, depth, size[1], size[2])
@@ -154,11 +166,12 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, *, depth: int | None 
         raise ConfigError("export", f"takes a slicevid model, got {type(model).__name__}")
     path = Path(path)
     model = model.eval()
+    example = _example(model, depth)
     with model.exporting(), torch.no_grad(), _recurrent_ops_dynamic(), _quiet():
         try:
             program = torch.onnx.export(
                 _Graph(model),
-                _example(model, depth),
+                example,
                 dynamo=True,
                 input_names=list(INPUTS),
                 output_names=output_names(model.config),
@@ -171,8 +184,25 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, *, depth: int | None 
             ) from err
     graph = program.model_proto
     graph.metadata_props.add(key=CONFIG_KEY, value=model.config.to_json())
+    _seal(graph)
     atomic_write(path, lambda tmp: onnx.save_model(graph, str(tmp)))
     return path
+
+
+def _checksum(graph) -> str:
+    """SHA-256 of what a graph computes: its nodes and its weights (not its metadata)."""
+    digest = hashlib.sha256()
+    for item in (*graph.graph.node, *graph.graph.initializer):
+        digest.update(item.SerializeToString(deterministic=True))
+    return digest.hexdigest()
+
+
+def _seal(graph) -> None:
+    """Record the graph's checksum in its metadata (replacing an earlier one)."""
+    kept = [prop for prop in graph.metadata_props if prop.key != CHECKSUM_KEY]
+    del graph.metadata_props[:]
+    graph.metadata_props.extend(kept)
+    graph.metadata_props.add(key=CHECKSUM_KEY, value=_checksum(graph))
 
 
 def read_onnx_config(path: str | os.PathLike) -> ModelConfig:
@@ -196,6 +226,8 @@ def read_onnx_config(path: str | os.PathLike) -> ModelConfig:
     values = {prop.key: prop.value for prop in graph.metadata_props}
     if CONFIG_KEY not in values:
         raise CheckpointError(f"{path}: an ONNX file without slicevid's model description (metadata {CONFIG_KEY!r})")
+    if CHECKSUM_KEY in values and values[CHECKSUM_KEY] != _checksum(graph):
+        raise CheckpointError(f"{path}: the graph's nodes or weights do not match its checksum: the file is damaged")
     return ModelConfig.from_dict(json.loads(values[CONFIG_KEY]), source=str(path))
 
 
@@ -226,7 +258,7 @@ class OnnxModel:
     def tasks(self) -> dict[str, Task]:
         return dict(self.config.tasks)
 
-    def __call__(self, volumes: Tensor, lengths: Tensor | None = None) -> dict[str, Tensor]:
+    def __call__(self, volumes: Tensor, lengths: Tensor | None = None) -> Outputs:
         """Each task's logits for a batch ``(B, C, D, H, W)`` (lengths default to the full depth)."""
         volumes = volumes.detach().cpu().float()
         if self.depth is not None and volumes.shape[2] != self.depth:
@@ -238,7 +270,8 @@ class OnnxModel:
             lengths = torch.full((volumes.shape[0],), volumes.shape[2], dtype=torch.long)
         feeds = {"volumes": volumes.numpy(), "lengths": lengths.detach().cpu().long().numpy()}
         results = self.session.run(self.outputs, feeds)
-        return {name: torch.from_numpy(np.asarray(r)) for name, r in zip(self.config.tasks, results, strict=True)}
+        logits = {name: torch.from_numpy(np.asarray(r)) for name, r in zip(self.config.tasks, results, strict=True)}
+        return Outputs(logits)
 
 
 QUANTIZED_OPS = ["MatMul", "Gemm", "LSTM", "GRU", "Attention"]
@@ -268,7 +301,8 @@ def quantize_onnx(path: str | os.PathLike, out: str | os.PathLike) -> Path:
         graph = onnx.load(str(tmp))
         if CONFIG_KEY not in {prop.key for prop in graph.metadata_props}:
             graph.metadata_props.add(key=CONFIG_KEY, value=config.to_json())
-            onnx.save_model(graph, str(tmp))
+        _seal(graph)  # the quantized weights' checksum
+        onnx.save_model(graph, str(tmp))
 
     atomic_write(out, write)  # ``out`` may be ``path`` itself
     return Path(out)
@@ -286,9 +320,12 @@ def export_program(model: nn.Module, path: str | os.PathLike, *, depth: int | No
     """
     path = Path(path)
     model = model.eval()
+    example = _example(model, depth)
     with model.exporting(), torch.no_grad(), _recurrent_ops_dynamic(), _quiet():
-        program = torch.export.export(
-            _Graph(model), _example(model, depth), dynamic_shapes=_dynamic_shapes(model.config)
-        )
+        try:
+            program = torch.export.export(_Graph(model), example, dynamic_shapes=_dynamic_shapes(model.config))
+        except Exception as err:  # the exporter's errors are many and long
+            first = str(err).strip().splitlines()[0] if str(err).strip() else ""
+            raise ConfigError("export", f"torch.export failed ({type(err).__name__}: {first})") from err
     atomic_write(path, lambda tmp: torch.export.save(program, str(tmp)))
     return path

@@ -18,7 +18,7 @@ import contextlib
 import os
 import warnings
 from collections.abc import Iterator
-from dataclasses import fields as dataclass_fields
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -28,19 +28,17 @@ from torch.utils.checkpoint import checkpoint
 
 from ._registry import suggest
 from .aggregators import canonical_aggregator_name, create_aggregator, takes_lengths, valid_mask
-from .data.batching import SLICES
-from .deploy import export_onnx
 from .encoders import canonical_encoder_name, create_encoder, size_error
 from .errors import CheckpointError, ConfigError
 from .heads import SliceHead, TaskHeads
 from .importance import slice_importance
 from .inputs import make_adapter, stack_slice_context, validate_batch
-from .model_config import ModelConfig, SliceExecution
+from .keys import TARGET
+from .model_config import FLAT_FIELDS, ModelConfig, SliceExecution
+from .outputs import Outputs
 from .pretrained import read_model_config, read_pretrained_weights, write_pretrained
-from .tasks import TARGET, SliceSupervision, Task
+from .tasks import SliceSupervision, Task
 from .weights import load_into
-
-_SETTINGS = [f.name for f in dataclass_fields(ModelConfig)]
 
 
 class SliceSequenceClassifier(nn.Module):
@@ -100,10 +98,7 @@ class SliceSequenceClassifier(nn.Module):
         self._range_checks_left = 3  # the first batches only: checking needs a device sync
         self._exporting = False
         self.execution = SliceExecution(channels_last=False)  # as built
-        execution = execution or SliceExecution()
-        self.set_slice_execution(
-            chunk=execution.slice_chunk, checkpoint=execution.checkpoint_slices, channels_last=execution.channels_last
-        )
+        self.set_slice_execution(execution or SliceExecution())
 
     def _build_heads(self) -> None:
         config = self.config
@@ -146,20 +141,30 @@ class SliceSequenceClassifier(nn.Module):
         return dict(self.config.tasks)
 
     # ------------------------------------------------------------------ runtime switches
-    def set_slice_execution(
-        self, *, chunk: int | None = None, checkpoint: bool = False, channels_last: bool = True
-    ) -> SliceSequenceClassifier:
+    def set_slice_execution(self, execution: SliceExecution | None = None, **changes: Any) -> SliceSequenceClassifier:
         """How slices run through the encoder; none of it changes results (up to float rounding).
 
+        Give a [`SliceExecution`][slicevid.model_config.SliceExecution] (``slice_chunk``: encode at most
+        this many slices per call; ``checkpoint_slices``: recompute encoder activations in the
+        backward pass instead of storing them; ``channels_last``), or change some of the current
+        settings by name: ``model.set_slice_execution(slice_chunk=16, checkpoint_slices=True)``.
+        Without arguments, the defaults return.
+
         Args:
-            chunk: encode at most this many slices per call, to bound peak memory.
-            checkpoint: recompute encoder activations in the backward pass (per chunk) instead
-                of storing them: much less memory for about one more forward pass.
-            channels_last: run the encoder in channels-last memory format.
+            execution: the settings, whole.
+            **changes: ``SliceExecution`` fields to change (``chunk=`` and ``checkpoint=`` are
+                accepted, with a warning, as the 0.2 names of ``slice_chunk`` and ``checkpoint_slices``).
         """
-        execution = SliceExecution(chunk, bool(checkpoint), bool(channels_last))
+        for old, new in (("chunk", "slice_chunk"), ("checkpoint", "checkpoint_slices")):
+            if old in changes:
+                warnings.warn(f"set_slice_execution({old}=...) is now {new}=...", DeprecationWarning, stacklevel=2)
+                changes[new] = changes.pop(old)
+        if execution is None:
+            execution = replace(self.execution if changes else SliceExecution(), **changes)
+        elif changes:
+            raise ConfigError("set_slice_execution", "takes a SliceExecution or field changes, not both")
         if execution.channels_last != self.execution.channels_last:
-            self.encoder.to(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+            self.encoder.to(memory_format=torch.channels_last if execution.channels_last else torch.contiguous_format)
         self.execution = execution
         return self
 
@@ -262,20 +267,20 @@ class SliceSequenceClassifier(nn.Module):
         except (RuntimeError, AssertionError, ValueError) as err:
             raise size_error(self.encoder, self.config.encoder, chunk, err) from None
 
-    def outputs_from_features(self, features: Tensor, lengths: Tensor | None = None) -> dict[str, Tensor]:
-        """Every head's logits from slice features ``(B, D, F)``; per-slice logits under ``"slices"``."""
+    def outputs_from_features(self, features: Tensor, lengths: Tensor | None = None) -> Outputs:
+        """Every head's logits from slice features ``(B, D, F)``, and the slice head's per-slice logits."""
         if features.ndim != 3 or features.shape[-1] != self.num_features:
             raise ConfigError("features", f"must have shape (B, D, {self.num_features}), got {tuple(features.shape)}")
         features = self.feature_norm(features)
         if self.slice_head is None:
-            return self.head(self._aggregate(features, lengths))
+            return Outputs(self.head(self._aggregate(features, lengths)))
         pooled, sequence = self._aggregate(features, lengths, per_slice=True)
         valid = valid_mask(lengths, *features.shape[:2], features.device)
         slice_logits = self.slice_head(sequence, valid)
         outputs = self.head(pooled) if self.head is not None else {}
         if self.slice_head.pool_into is not None:
             outputs[self.slice_head.pool_into] = self.slice_head.pool(slice_logits, sequence, valid)
-        return {**{name: outputs[name] for name in self.config.tasks}, SLICES: slice_logits}
+        return Outputs({name: outputs[name] for name in self.config.tasks}, slice_logits)
 
     def _aggregate(self, features: Tensor, lengths: Tensor | None, per_slice: bool = False):
         if lengths is not None and not takes_lengths(self.aggregator):
@@ -291,25 +296,25 @@ class SliceSequenceClassifier(nn.Module):
         x, lengths = self.check_input(x, lengths)
         return self._aggregate(self.feature_norm(self._features(x, lengths)), lengths)
 
-    def forward_outputs(self, x: Tensor, lengths: Tensor | None = None) -> dict[str, Tensor]:
-        """Every head's logits by task name (and ``"slices"``: per-slice logits, with slice supervision)."""
+    def forward_outputs(self, x: Tensor, lengths: Tensor | None = None) -> Outputs:
+        """Every head's logits by task name, and per-slice logits (with slice supervision)."""
         x, lengths = self.check_input(x, lengths)
         return self.outputs_from_features(self._features(x, lengths), lengths)
 
     def public_outputs(self, outputs: dict[str, Tensor]) -> Tensor | dict[str, Tensor]:
-        """What ``forward`` returns: one task's tensor, or a dict of the tasks' tensors."""
+        """What ``forward`` returns from the tasks' outputs: one task's tensor, or the dict of them."""
         if len(self.config.tasks) == 1:
             return outputs[next(iter(self.config.tasks))]
-        return {name: outputs[name] for name in self.config.tasks}
+        return dict(outputs)
 
     def forward_head(self, features: Tensor, lengths: Tensor | None = None) -> Tensor | dict[str, Tensor]:
         """Logits from slice features ``(B, D, F)``, in the form `forward()` returns them."""
-        return self.public_outputs(self.outputs_from_features(features, lengths))
+        return self.public_outputs(self.outputs_from_features(features, lengths).tasks)
 
     def forward(self, x: Tensor, lengths: Tensor | None = None) -> Tensor | dict[str, Tensor]:
         """Logits ``(B, outputs)`` (a dict by task name with several tasks); ``lengths`` ``(B,)`` gives each
         padded volume's real depth."""
-        return self.public_outputs(self.forward_outputs(x, lengths))
+        return self.public_outputs(self.forward_outputs(x, lengths).tasks)
 
     @torch.no_grad()
     def predict_proba(self, x: Tensor, lengths: Tensor | None = None) -> Tensor | dict[str, Tensor]:
@@ -318,8 +323,8 @@ class SliceSequenceClassifier(nn.Module):
 
         Call ``model.eval()`` first for inference, as with any module.
         """
-        outputs = self.forward_outputs(x, lengths)
-        return self.public_outputs({name: task.activate(outputs[name]) for name, task in self.config.tasks.items()})
+        logits = self.forward_outputs(x, lengths).tasks
+        return self.public_outputs({name: task.activate(logits[name]) for name, task in self.config.tasks.items()})
 
     def explain(self, x: Tensor, lengths: Tensor | None = None, task: str | None = None) -> Tensor:
         """Importance of each slice for a task's decision ``(B, D)``, summing to 1 per sample.
@@ -345,7 +350,7 @@ class SliceSequenceClassifier(nn.Module):
                 features = self._features(x, lengths)
 
             def score(f: Tensor) -> Tensor:
-                return self.config.tasks[name].explained_score(self.outputs_from_features(f, lengths)[name])
+                return self.config.tasks[name].explained_score(self.outputs_from_features(f, lengths).tasks[name])
 
             weights = getattr(self.aggregator, "slice_weights", None)
             pooled_weights = (lambda f, n: weights(self.feature_norm(f), n)) if weights is not None else None
@@ -422,19 +427,6 @@ class SliceSequenceClassifier(nn.Module):
         self.to(reference.device, reference.dtype)
         return self
 
-    # ------------------------------------------------------------------ deployment
-    def export_onnx(self, path: str | os.PathLike, *, depth: int | None = None) -> Path:
-        """Write this model as an ONNX graph with its config embedded (see `slicevid.deploy`).
-
-        Args:
-            path: the ``.onnx`` file to write.
-            depth: the example depth to trace with (the graph takes any depth).
-
-        Returns:
-            The file.
-        """
-        return export_onnx(self, path, depth=depth)
-
     # ------------------------------------------------------------------ persistence
     def save_pretrained(self, directory: str | os.PathLike) -> Path:
         """Write ``config.json`` (the [`ModelConfig`][slicevid.ModelConfig]) and ``model.safetensors`` atomically."""
@@ -448,8 +440,15 @@ class SliceSequenceClassifier(nn.Module):
         return write_pretrained(directory, self.config, self.state_dict())
 
     @classmethod
-    def from_pretrained(cls, directory: str | os.PathLike, **overrides: Any) -> SliceSequenceClassifier:
+    def from_pretrained(
+        cls, directory: str | os.PathLike, *, execution: SliceExecution | None = None, **overrides: Any
+    ) -> SliceSequenceClassifier:
         """Rebuild a model saved by `save_pretrained()`; ``overrides`` replace config fields.
+
+        Args:
+            directory: the folder ``save_pretrained`` wrote (a run's ``best/``).
+            execution: how slices run through the encoder (the defaults when not given).
+            **overrides: `ModelConfig` fields to change.
 
         Raises:
             CheckpointError: the folder or one of its two files is missing, ``config.json`` is
@@ -466,7 +465,7 @@ class SliceSequenceClassifier(nn.Module):
             )
         if overrides:
             config = config.replace(**overrides)
-        model = cls.from_config(config)
+        model = cls.from_config(config, execution=execution)
         state, source = read_pretrained_weights(directory)
         load_into(model, state, source=source)
         return model
@@ -528,9 +527,9 @@ def create_model(
             modules[name] = value
         elif value is not None:
             fields[name] = canonical_encoder_name(value) if name == "encoder" else canonical_aggregator_name(value)
-    unknown = sorted(set(fields) - {f.name for f in dataclass_fields(ModelConfig)})
+    unknown = sorted(set(fields) - set(FLAT_FIELDS))
     if unknown:
-        raise ConfigError("create_model", f"got unknown setting(s) {unknown}{suggest(unknown[0], _SETTINGS)}")
+        raise ConfigError("create_model", f"got unknown setting(s) {unknown}{suggest(unknown[0], FLAT_FIELDS)}")
     return SliceSequenceClassifier(
         ModelConfig(**fields),
         encoder_weights=encoder_weights,

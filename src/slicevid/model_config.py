@@ -1,14 +1,20 @@
-"""``ModelConfig``: what a model is and what it takes, the one source of truth saved with its weights.
+"""``ModelConfig``: what a model is and what it takes, the one description saved with its weights.
 
-Its field defaults *are* the paper's ViPTT-Net (VGG-16 encoder, 1x1x1 convolution adapter, an
-LSTM, a 1024-unit hidden layer, five TB classes); nothing else in slicevid restates them.
+It is composed of four parts, each with one concern:
 
-A model built by [`SliceSequenceClassifier`][slicevid.SliceSequenceClassifier] carries one of these as
-``model.config``. It holds the architecture (enough to rebuild the model before loading
-weights), the tasks its heads predict, and what anyone needs to *use* the model: the input
-size and value range it was trained on, the exact CT preprocessing, and which data it saw.
-``save_pretrained`` writes it as ``config.json``; ``from_pretrained`` restores it, so
-``slicevid predict`` needs nothing but the checkpoint.
+* `Architecture`: what decides the shapes of the encoder, aggregator and hidden layer. Its
+  field defaults *are* the paper's ViPTT-Net (VGG-16 encoder, 1x1x1 convolution adapter, an
+  LSTM, a 1024-unit hidden layer); nothing else in slicevid restates them.
+* `Heads`: the tasks the heads predict (five TB classes by default), and a slice head.
+* `InputSpec`: the input size and value range the model was trained on, and the exact CT
+  preprocessing.
+* `Provenance`: which data trained and validated it, and how they were split.
+
+A model built by [`SliceSequenceClassifier`][slicevid.SliceSequenceClassifier] carries one as
+``model.config``; every part's fields read straight off it too (``config.encoder``,
+``config.class_names``, ``config.preprocessing``). ``save_pretrained`` writes it as
+``config.json``; ``from_pretrained`` restores it, so ``slicevid predict`` needs nothing but the
+checkpoint. Configs written by every earlier slicevid still load.
 
 Runtime switches (`SliceExecution`: slice chunking, activation checkpointing,
 channels-last) are not part of it: they change how a forward pass runs, never what it computes.
@@ -19,32 +25,21 @@ from __future__ import annotations
 import json
 import warnings
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, Literal
 
 from ._registry import check_literal_fields
 from .data.preprocess import CTPreprocessing
 from .data.provenance import TrainingData
 from .errors import CheckpointError, ConfigError
-from .tasks import TARGET, Multiclass, SliceSupervision, Task, check_tasks, task_from_dict
+from .keys import TARGET
+from .tasks import Multiclass, SliceSupervision, Task, check_tasks, task_from_dict
 
 Adapter = Literal["conv", "repeat", "none"]
 FeatureNorm = Literal["none", "layernorm"]
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4
 DEFAULT_CLASSES = 5
 """The paper's five TB types: the class count of a model built without a task."""
-ARCHITECTURE = (
-    "encoder",
-    "aggregator",
-    "in_channels",
-    "adapter",
-    "head_hidden",
-    "encoder_kwargs",
-    "aggregator_kwargs",
-    "feature_norm",
-    "slice_context",
-)
-"""The fields that decide the shapes of the encoder, aggregator and hidden layer (the heads come from ``tasks``)."""
 _RUNTIME_KEYS = ("slice_chunk", "checkpoint_slices", "channels_last")  # saved by version 1, now runtime-only
 
 
@@ -71,15 +66,13 @@ class SliceExecution:
 
 
 @dataclass(frozen=True)
-class ModelConfig:
-    """Architecture, tasks and input description of a [`SliceSequenceClassifier`][slicevid.SliceSequenceClassifier].
+class Architecture:
+    """What decides the weights' shapes of the encoder, aggregator and hidden layer (the paper's by default).
 
     Attributes:
         encoder: registered encoder name or ``"timm:<name>"``; ``None`` for a module instance
             (such a model cannot be saved by name).
         aggregator: registered aggregator name; ``None`` for a module instance.
-        num_classes: classes of a one-head classifier (5 when neither this nor ``tasks`` is given);
-            with ``tasks``, the number of names the heads predict.
         in_channels: channels ``C`` of each input volume.
         adapter: how the encoder's input channels are made: ``"conv"`` (learnable 1x1x1
             convolution to 3 channels, the paper's), ``"repeat"`` (tile one channel to 3) or
@@ -89,20 +82,12 @@ class ModelConfig:
         aggregator_kwargs: keyword arguments of the aggregator builder.
         feature_norm: ``"layernorm"`` normalises each slice's features before the aggregator.
         slice_context: neighbouring slices on each side stacked as extra channels (2.5D input).
-        class_names: names of a one-head classifier's classes, in label order.
-        tasks: the heads, by name (`slicevid.tasks`); ``None`` is one multi-class head.
-        slice_supervision: a per-slice head trained from slice targets, if any.
-        input_size: ``(depth, height, width)`` of the training inputs; depth ``None`` when it varied.
-        input_range: ``(low, high)`` of the input values the model was trained on.
-        preprocessing: how CT scans became inputs, for models trained on CT; ``None`` otherwise.
-        training_data: which samples trained and validated the model, and how they were split.
     """
 
     encoder: str | None = field(
         default="vgg16", metadata={"help": 'registered encoder name, or "timm:<name>" for any timm model'}
     )
     aggregator: str | None = field(default="lstm", metadata={"help": "registered aggregator name"})
-    num_classes: int | None = None
     in_channels: int = 1
     adapter: Adapter = "conv"
     head_hidden: int = 1024
@@ -110,13 +95,6 @@ class ModelConfig:
     aggregator_kwargs: dict[str, Any] = field(default_factory=dict)
     feature_norm: FeatureNorm = "none"
     slice_context: int = 0
-    class_names: tuple[str, ...] = ()
-    tasks: Mapping[str, Task] | None = None
-    slice_supervision: SliceSupervision | None = None
-    input_size: tuple[int | None, int, int] | None = None
-    input_range: tuple[float, float] = (0.0, 1.0)
-    preprocessing: CTPreprocessing | None = None
-    training_data: TrainingData | None = None
 
     def __post_init__(self) -> None:
         for name in ("in_channels", "head_hidden"):
@@ -124,14 +102,125 @@ class ModelConfig:
         if isinstance(self.slice_context, bool) or not isinstance(self.slice_context, int) or self.slice_context < 0:
             raise ConfigError("slice_context", f"must be a non-negative integer, got {self.slice_context!r}")
         check_literal_fields(self)
-        for name in (
-            "encoder_kwargs",
-            "aggregator_kwargs",
-        ):  # their JSON form, so saved and built configs compare equal
+        for name in ("encoder_kwargs", "aggregator_kwargs"):  # their JSON form, so saved and built configs compare
             object.__setattr__(self, name, json.loads(json.dumps(dict(getattr(self, name)))))
-        self._resolve_tasks()
+
+    @property
+    def slice_channels(self) -> int:
+        """Channels of one slice with its context: ``in_channels * (2 * slice_context + 1)``."""
+        return self.in_channels * (2 * self.slice_context + 1)
+
+    def replace(self, **changes: Any) -> Architecture:
+        return replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return json.loads(json.dumps(asdict(self)))
+
+
+ARCHITECTURE = tuple(f.name for f in fields(Architecture))
+"""The `Architecture` fields (as flat keywords of ``ModelConfig`` and ``create_model``)."""
+
+
+@dataclass(frozen=True)
+class Heads:
+    """What the heads predict: the tasks by name, and a per-slice head.
+
+    Build one with `Heads.of()` from a class count or names, or give ``tasks``.
+
+    Attributes:
+        tasks: the heads, by name (`slicevid.tasks`).
+        slice_supervision: a per-slice head trained from slice targets, if any.
+    """
+
+    tasks: Mapping[str, Task] = field(default_factory=lambda: {TARGET: Multiclass(DEFAULT_CLASSES)})
+    slice_supervision: SliceSupervision | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "tasks", check_tasks(self.tasks))
         if self.slice_supervision is not None:
             self.slice_supervision.check_against(self.tasks)
+
+    @classmethod
+    def of(
+        cls,
+        num_classes: int | None = None,
+        class_names: tuple[str, ...] | list[str] = (),
+        tasks: Mapping[str, Task] | None = None,
+        slice_supervision: SliceSupervision | None = None,
+    ) -> Heads:
+        """Heads from ``tasks``, or one multi-class head of ``num_classes`` named ``class_names`` (5 by default).
+
+        With ``tasks``, ``num_classes`` and ``class_names`` are checks: they must match what the tasks predict.
+        """
+        names = tuple(str(n) for n in class_names)
+        if tasks is None:
+            if num_classes is not None:
+                _check_positive("num_classes", num_classes)
+            count = num_classes or len(names) or DEFAULT_CLASSES
+            if names and len(names) != count:
+                raise ConfigError("class_names", f"has {len(names)} names for num_classes={count}: {names}")
+            tasks = {TARGET: Multiclass(names or count)}
+        heads = cls(dict(tasks), slice_supervision)
+        if num_classes is not None and num_classes != heads.num_classes:
+            raise ConfigError("num_classes", f"is {num_classes}, but the tasks predict {heads.num_classes} names")
+        if names and names != heads.class_names:
+            raise ConfigError("class_names", f"{list(names)} disagree with the tasks' names {list(heads.class_names)}")
+        return heads
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        """A one-head model's class (label, level) names; ``"<task>.<name>"`` across several heads."""
+        if len(self.tasks) == 1:
+            return next(iter(self.tasks.values())).names
+        return tuple(f"{name}.{label}" for name, task in self.tasks.items() for label in task.names)
+
+    @property
+    def num_classes(self) -> int:
+        """How many names the heads predict: the classes of a one-head classifier."""
+        return len(self.class_names)
+
+    @property
+    def single_task(self) -> Task | None:
+        """The task of a one-head model, else ``None``."""
+        return next(iter(self.tasks.values())) if len(self.tasks) == 1 else None
+
+    def shapes(self) -> dict[str, Any]:
+        """What decides the heads' weights: each head's kind and outputs, and the slice head."""
+        slices = self.slice_supervision.to_dict() if self.slice_supervision else None
+        if slices is not None:
+            slices.pop("weight")
+        return {"heads": {name: [task.kind, task.outputs] for name, task in self.tasks.items()}, "slice_head": slices}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "tasks": {name: task.to_dict() for name, task in self.tasks.items()},
+            "slice_supervision": self.slice_supervision.to_dict() if self.slice_supervision else None,
+        }
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> Heads:
+        supervision = values.get("slice_supervision")
+        return cls(
+            {name: task_from_dict(task) for name, task in values["tasks"].items()},
+            SliceSupervision(**supervision) if supervision is not None else None,
+        )
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """What the model takes: the inputs it was trained on.
+
+    Attributes:
+        input_size: ``(depth, height, width)`` of the training inputs; depth ``None`` when it varied.
+        input_range: ``(low, high)`` of the input values the model was trained on.
+        preprocessing: how CT scans became inputs, for models trained on CT; ``None`` otherwise.
+    """
+
+    input_size: tuple[int | None, int, int] | None = None
+    input_range: tuple[float, float] = (0.0, 1.0)
+    preprocessing: CTPreprocessing | None = None
+
+    def __post_init__(self) -> None:
         if self.input_size is not None:
             object.__setattr__(self, "input_size", tuple(None if s is None else int(s) for s in self.input_size))
         low, high = (float(v) for v in self.input_range)
@@ -139,88 +228,149 @@ class ModelConfig:
             raise ConfigError("input_range", f"must be (low, high) with high > low, got {self.input_range}")
         object.__setattr__(self, "input_range", (low, high))
 
-    def _resolve_tasks(self) -> None:
-        """``tasks`` always set; ``num_classes`` and ``class_names`` consistent with it."""
-        names = tuple(str(n) for n in self.class_names)
-        if self.tasks is None:
-            if self.num_classes is not None:
-                _check_positive("num_classes", self.num_classes)
-            count = self.num_classes or len(names) or DEFAULT_CLASSES
-            if names and len(names) != count:
-                raise ConfigError("class_names", f"has {len(names)} names for num_classes={count}: {names}")
-            object.__setattr__(self, "tasks", {TARGET: Multiclass(names or count)})
-        tasks = check_tasks(self.tasks)
-        object.__setattr__(self, "tasks", tasks)
-        derived = (
-            next(iter(tasks.values())).names
-            if len(tasks) == 1
-            else tuple(f"{name}.{label}" for name, task in tasks.items() for label in task.names)
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "input_size": list(self.input_size) if self.input_size else None,
+            "input_range": list(self.input_range),
+            "preprocessing": self.preprocessing.params() if self.preprocessing else None,
+        }
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> InputSpec:
+        preprocessing = values.get("preprocessing")
+        return cls(
+            tuple(values["input_size"]) if values.get("input_size") is not None else None,
+            tuple(values.get("input_range") or (0.0, 1.0)),
+            CTPreprocessing.from_params(preprocessing) if preprocessing is not None else None,
         )
-        if self.num_classes is not None and self.num_classes != len(derived):
-            raise ConfigError("num_classes", f"is {self.num_classes}, but the tasks predict {len(derived)} names")
-        if names and names != derived:
-            raise ConfigError("class_names", f"{list(names)} disagree with the tasks' names {list(derived)}")
-        object.__setattr__(self, "num_classes", len(derived))
-        object.__setattr__(self, "class_names", derived)
 
-    @property
-    def single_task(self) -> Task | None:
-        """The task of a one-head model, else ``None``."""
-        return next(iter(self.tasks.values())) if len(self.tasks) == 1 else None
 
-    @property
-    def slice_channels(self) -> int:
-        """Channels of one slice with its context: ``in_channels * (2 * slice_context + 1)``."""
-        return self.in_channels * (2 * self.slice_context + 1)
+@dataclass(frozen=True)
+class Provenance:
+    """Where the model's training and validation samples came from.
 
-    def architecture(self) -> dict[str, Any]:
-        """What decides the weights' shapes (two configs with equal ones share checkpoints)."""
-        heads = {name: [task.kind, task.outputs] for name, task in self.tasks.items()}
-        slices = self.slice_supervision.to_dict() if self.slice_supervision else None
-        if slices is not None:
-            slices.pop("weight")
-        return {**{name: getattr(self, name) for name in ARCHITECTURE}, "heads": heads, "slice_head": slices}
+    Attributes:
+        training_data: which samples trained and validated the model, and how they were split.
+    """
 
-    def architecture_differences(self, other: ModelConfig) -> list[str]:
-        """``"name: ours vs theirs"`` for every architecture entry that differs from ``other``."""
-        ours, theirs = self.architecture(), other.architecture()
-        return [f"{name}: {ours[name]!r} vs {theirs[name]!r}" for name in ours if ours[name] != theirs[name]]
+    training_data: TrainingData | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"training_data": self.training_data.to_dict() if self.training_data else None}
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any], source: str = "config") -> Provenance:
+        data = values.get("training_data")
+        return cls(TrainingData.from_dict(data, source) if data is not None else None)
+
+
+PARTS = {"architecture": Architecture, "heads": Heads, "inputs": InputSpec, "provenance": Provenance}
+"""The parts of a `ModelConfig`, by attribute name."""
+FLAT_FIELDS = {
+    **{name: "architecture" for name in ARCHITECTURE},
+    "num_classes": "heads",
+    "class_names": "heads",
+    "tasks": "heads",
+    "slice_supervision": "heads",
+    **{f.name: "inputs" for f in fields(InputSpec)},
+    "training_data": "provenance",
+}
+"""Each flat keyword of ``ModelConfig(...)``, ``create_model`` and ``replace`` and the part that owns it."""
+_READS = {**FLAT_FIELDS, "single_task": "heads", "slice_channels": "architecture"}
+
+
+@dataclass(frozen=True, init=False)
+class ModelConfig:
+    """The whole description of a [`SliceSequenceClassifier`][slicevid.SliceSequenceClassifier], in four parts.
+
+    ``ModelConfig(architecture=..., heads=..., inputs=..., provenance=...)`` composes parts;
+    flat keywords (``ModelConfig(encoder="compact_cnn", num_classes=3, input_size=...)``) set the
+    fields of the part that owns them (`FLAT_FIELDS`). Every part's field reads off the config
+    (``config.encoder``, ``config.tasks``, ``config.class_names``, ``config.preprocessing``).
+
+    Attributes:
+        architecture: encoder, aggregator, adapter, widths (`Architecture`).
+        heads: the tasks and the slice head (`Heads`).
+        inputs: input size, value range and CT preprocessing (`InputSpec`).
+        provenance: the training data (`Provenance`).
+    """
+
+    architecture: Architecture
+    heads: Heads
+    inputs: InputSpec
+    provenance: Provenance
+
+    def __init__(
+        self,
+        architecture: Architecture | None = None,
+        heads: Heads | None = None,
+        inputs: InputSpec | None = None,
+        provenance: Provenance | None = None,
+        **flat: Any,
+    ) -> None:
+        unknown = sorted(set(flat) - set(FLAT_FIELDS))
+        if unknown:
+            raise ConfigError(
+                "ModelConfig", f"got unknown setting(s) {unknown}; expected some of {sorted(FLAT_FIELDS)}"
+            )
+        given = {"architecture": architecture, "heads": heads, "inputs": inputs, "provenance": provenance}
+        for part, kind in PARTS.items():
+            values = {name: value for name, value in flat.items() if FLAT_FIELDS[name] == part}
+            if part == "heads":
+                built = _heads_with(given[part], values)
+            else:
+                base = given[part] if given[part] is not None else kind()
+                built = replace(base, **values) if values else base
+            object.__setattr__(self, part, built)
+
+    def __getattr__(self, name: str) -> Any:
+        """A part's field read off the config (``config.encoder`` is ``config.architecture.encoder``)."""
+        part = _READS.get(name)
+        if part is None:
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+        return getattr(object.__getattribute__(self, part), name)
+
+    def replace(self, **changes: Any) -> ModelConfig:
+        """A copy with ``changes`` applied (parts by name, or flat fields) and validated.
+
+        Changing ``num_classes`` or ``class_names`` (without ``tasks``) makes the model one classifier.
+        """
+        parts = {part: getattr(self, part) for part in PARTS}
+        parts.update({part: changes.pop(part) for part in PARTS if part in changes})
+        if {"num_classes", "class_names"} & set(changes) and "tasks" not in changes:
+            keep = parts["heads"].slice_supervision
+            parts["heads"] = Heads.of(changes.pop("num_classes", None), changes.pop("class_names", ()))
+            parts["heads"] = replace(parts["heads"], slice_supervision=changes.pop("slice_supervision", keep))
+        return ModelConfig(**parts, **changes)
 
     def with_tasks(self, tasks: Mapping[str, Task]) -> ModelConfig:
         """This config with other heads (their class names come from the tasks)."""
-        return replace(self, tasks=dict(tasks), num_classes=None, class_names=())
+        return self.replace(heads=replace(self.heads, tasks=dict(tasks)))
 
     def with_head(self, num_classes: int, class_names: tuple[str, ...] | None = None) -> ModelConfig:
         """This config with one ``num_classes``-way head (names default to ``"0"``, ``"1"``, ...)."""
         return self.with_tasks({TARGET: Multiclass(tuple(class_names) if class_names else num_classes)})
 
-    def replace(self, **changes: Any) -> ModelConfig:
-        """A copy with ``changes`` applied (and validated).
+    def shapes(self) -> dict[str, Any]:
+        """What decides the weights' shapes (two configs with equal ones share checkpoints)."""
+        return {**asdict(self.architecture), **self.heads.shapes()}
 
-        Changing ``num_classes`` or ``class_names`` (without ``tasks``) makes the model one classifier.
-        """
-        if ("num_classes" in changes or "class_names" in changes) and "tasks" not in changes:
-            changes = {"num_classes": None, "class_names": (), **changes, "tasks": None}
-        return replace(self, **changes)
+    def architecture_differences(self, other: ModelConfig) -> list[str]:
+        """``"name: ours vs theirs"`` for every entry of `shapes()` that differs from ``other``."""
+        ours, theirs = self.shapes(), other.shapes()
+        return [f"{name}: {ours[name]!r} vs {theirs[name]!r}" for name in ours if ours[name] != theirs[name]]
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-able dict, with ``format_version``."""
-        values = {f.name: getattr(self, f.name) for f in fields(self)}
-        values["tasks"] = {name: task.to_dict() for name, task in self.tasks.items()}
-        values["slice_supervision"] = self.slice_supervision.to_dict() if self.slice_supervision else None
-        values["preprocessing"] = self.preprocessing.params() if self.preprocessing else None
-        values["training_data"] = self.training_data.to_dict() if self.training_data else None
-        values["class_names"] = list(self.class_names)
-        values["input_range"] = list(self.input_range)
-        values["input_size"] = list(self.input_size) if self.input_size else None
-        return json.loads(json.dumps({"format_version": FORMAT_VERSION, **values}))  # tuples as lists
+        """A JSON-able dict of the four parts, with ``format_version``."""
+        values = {part: getattr(self, part).to_dict() for part in PARTS}
+        return json.loads(json.dumps({"format_version": FORMAT_VERSION, **values}))
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2) + "\n"
 
     @classmethod
     def from_dict(cls, values: dict[str, Any], source: str = "config") -> ModelConfig:
-        """Rebuild from `to_dict()` output; configs written by older slicevid versions load too.
+        """Rebuild from `to_dict()` output; the flat configs of earlier slicevid versions load too.
 
         Raises:
             CheckpointError: unknown keys, or values that do not validate (the message names ``source``).
@@ -229,35 +379,59 @@ class ModelConfig:
             raise CheckpointError(f"{source}: expected a JSON object, got {type(values).__name__}")
         values = dict(values)
         version = values.pop("format_version", 1)
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - known - set(_RUNTIME_KEYS))
+        try:
+            if version >= 4:
+                unknown = sorted(set(values) - set(PARTS))
+                if unknown:
+                    raise CheckpointError(f"{source}: unknown key(s) {unknown}; expected {sorted(PARTS)}")
+                return cls(
+                    Architecture(**(values.get("architecture") or {})),
+                    Heads.from_dict(values["heads"]),
+                    InputSpec.from_dict(values.get("inputs") or {}),
+                    Provenance.from_dict(values.get("provenance") or {}, source),
+                )
+            return cls._from_flat(values, version, source)
+        except CheckpointError:
+            raise
+        except (TypeError, ValueError, KeyError) as err:
+            raise CheckpointError(f"{source}: {err}") from err
+
+    @classmethod
+    def _from_flat(cls, values: dict[str, Any], version: int, source: str) -> ModelConfig:
+        """A config saved flat, by slicevid 0.1 and 0.2 (format versions 1 to 3)."""
+        unknown = sorted(set(values) - set(FLAT_FIELDS) - set(_RUNTIME_KEYS))
         if unknown:
-            raise CheckpointError(f"{source}: unknown key(s) {unknown}; expected some of {sorted(known)}")
+            raise CheckpointError(f"{source}: unknown key(s) {unknown}; expected some of {sorted(FLAT_FIELDS)}")
         if version < 2:
             missing = sorted(k for k in ("class_names", "input_size", "preprocessing") if k not in values)
             warnings.warn(
                 f"{source} was written by an older slicevid (format {version}); "
                 f"{', '.join(missing) or 'nothing'} filled with defaults: class names '0', '1', ..., "
                 "input size and preprocessing unknown",
-                stacklevel=3,
+                stacklevel=4,
             )
-        for key in _RUNTIME_KEYS:
-            values.pop(key, None)
-        try:
-            if values.get("tasks") is not None:
-                values["tasks"] = {name: task_from_dict(task) for name, task in values["tasks"].items()}
-            if values.get("slice_supervision") is not None:
-                values["slice_supervision"] = SliceSupervision(**values["slice_supervision"])
-            if values.get("preprocessing") is not None:
-                values["preprocessing"] = CTPreprocessing.from_params(values["preprocessing"])
-            if values.get("training_data") is not None:
-                values["training_data"] = TrainingData.from_dict(values["training_data"], source)
-            for key in ("class_names", "input_size", "input_range"):
-                if values.get(key) is not None:
-                    values[key] = tuple(values[key])
-            return cls(**values)
-        except (TypeError, ValueError) as err:
-            raise CheckpointError(f"{source}: {err}") from err
+        tasks = values.get("tasks")
+        supervision = values.get("slice_supervision")
+        heads = Heads.of(
+            values.get("num_classes"),
+            tuple(values.get("class_names") or ()),
+            {name: task_from_dict(task) for name, task in tasks.items()} if tasks is not None else None,
+            SliceSupervision(**supervision) if supervision is not None else None,
+        )
+        architecture = Architecture(**{name: values[name] for name in ARCHITECTURE if name in values})
+        return cls(architecture, heads, InputSpec.from_dict(values), Provenance.from_dict(values, source))
+
+
+def _heads_with(base: Heads | None, values: dict[str, Any]) -> Heads:
+    """``base`` (or the default heads) with flat head keywords applied: ``tasks`` (or a classifier's
+    ``num_classes`` / ``class_names``) replace the tasks, ``slice_supervision`` the slice head."""
+    if not values:
+        return base if base is not None else Heads()
+    tasks = values.get("tasks")
+    if tasks is None and base is not None and not {"num_classes", "class_names"} & set(values):
+        tasks = base.tasks
+    supervision = values.get("slice_supervision", base.slice_supervision if base is not None else None)
+    return Heads.of(values.get("num_classes"), values.get("class_names", ()), tasks, supervision)
 
 
 def _check_positive(name: str, value: object) -> None:

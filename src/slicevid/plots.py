@@ -1,7 +1,8 @@
-"""PNG plots for a run: training curves, confusion matrix, slice montage (like the paper's Fig. 2)."""
+"""PNG plots for a run: training curves, confusion matrix, ROC curves, reliability diagram, slice montage."""
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -30,27 +31,33 @@ def _save(fig, path: str | os.PathLike) -> Path:
 
 
 def plot_training_curves(
-    history: Sequence[dict], path: str | os.PathLike, *, kept_epoch: int | None = None, monitor: str = "val_loss"
+    history: Sequence[dict],
+    path: str | os.PathLike,
+    *,
+    kept_epoch: int | None = None,
+    monitor: str = "val_loss",
+    metrics: Sequence[str] = (),
 ) -> Path:
-    """Loss (train and validation), the monitored metric and the learning rate per epoch.
+    """Loss (train and validation), one panel per validation metric, and the learning rate per epoch.
 
-    A dashed line marks ``kept_epoch``, the epoch whose weights the run kept.
+    The metrics shown are ``metrics`` (each head's headline metrics) and the monitored one; a
+    dashed line marks ``kept_epoch``, the epoch whose weights the run kept.
     """
     plt = _pyplot()
     epochs = [row["epoch"] for row in history]
-    shown = ("val_kappa", "val_mean_auc", "val_qwk", "val_mae")
-    metric = monitor if monitor != "val_loss" else next((k for k in shown if k in history[0]), None)
-    panels = 3 if metric and metric in history[0] else 2
-    fig, axes = plt.subplots(1, panels, figsize=(4.2 * panels, 3.4))
+    shown = [m for m in dict.fromkeys([*([monitor] if monitor != "val_loss" else []), *metrics]) if m in history[0]]
+    panels = 2 + len(shown)
+    fig, axes = plt.subplots(1, panels, figsize=(4.2 * min(panels, 4), 3.4 * math.ceil(panels / 4)), squeeze=False)
+    axes = axes[0]
     loss_ax, rate_ax = axes[0], axes[-1]
     loss_ax.plot(epochs, [row["train_loss"] for row in history], "o-", label="train")
     if "val_loss" in history[0]:
         loss_ax.plot(epochs, [row["val_loss"] for row in history], "o-", label="validation")
     loss_ax.set(xlabel="epoch", ylabel="loss", title="loss")
-    if panels == 3:
-        axes[1].plot(epochs, [row[metric] for row in history], "o-", color="tab:green")
-        axes[1].set(xlabel="epoch", ylabel=metric.removeprefix("val_"), title=metric.replace("_", " "))
-        axes[1].axhline(0, color="grey", lw=0.5)
+    for ax, metric in zip(axes[1:-1], shown, strict=True):
+        ax.plot(epochs, [row[metric] for row in history], "o-", color="tab:green")
+        ax.set(xlabel="epoch", ylabel=metric.removeprefix("val_"), title=metric.replace("_", " "))
+        ax.axhline(0, color="grey", lw=0.5)
     rate_ax.plot(epochs, [row["lr"] for row in history], "o-", color="tab:purple")
     rate_ax.set(xlabel="epoch", ylabel="learning rate", title="learning rate", yscale="log")
     for ax in axes:
@@ -82,6 +89,42 @@ def plot_confusion_matrix(
     bar.locator = MaxNLocator(integer=True)
     bar.update_ticks()
     bar.set_label("scans")
+    return _save(fig, path)
+
+
+def plot_roc_curves(
+    targets: np.ndarray, probabilities: np.ndarray, names: Sequence[str], path: str | os.PathLike, title: str = ""
+) -> Path:
+    """ROC curves: the second class's for two classes, one per class (one-vs-rest) for more, with their AUCs."""
+    from .metrics import roc_points
+
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(4.6, 4.4))
+    for index, fpr, tpr, area in roc_points(targets, probabilities):
+        ax.plot(fpr, tpr, lw=1.6, label=f"{names[index]} (AUC {area:.2f})")
+    ax.plot([0, 1], [0, 1], color="grey", ls="--", lw=0.8, label="chance")
+    ax.set(xlabel="1 - specificity (false-positive rate)", ylabel="sensitivity", title=title or "ROC", aspect="equal")
+    ax.legend(fontsize=7, loc="lower right")
+    return _save(fig, path)
+
+
+def plot_reliability_diagram(
+    targets: np.ndarray, probabilities: np.ndarray, path: str | os.PathLike, title: str = ""
+) -> Path:
+    """Accuracy against confidence (the top probability) per confidence bin, bar widths the scans each
+    holds, and the expected calibration error: a calibrated model's bars sit on the diagonal."""
+    from .metrics import expected_calibration_error, reliability_curve
+
+    plt = _pyplot()
+    confidence, accuracy, counts = reliability_curve(targets, probabilities)
+    ece = expected_calibration_error(targets, probabilities)
+    fig, ax = plt.subplots(figsize=(4.6, 4.4))
+    ax.plot([0, 1], [0, 1], color="grey", ls="--", lw=0.8, label="perfectly calibrated")
+    ax.scatter(confidence, accuracy, s=20 + 200 * counts / max(counts.sum(), 1), color="tab:blue", zorder=3)
+    ax.plot(confidence, accuracy, color="tab:blue", lw=1, label=f"model (ECE {ece:.3f})")
+    ax.set(xlabel="confidence (top probability)", ylabel="accuracy", xlim=(0, 1), ylim=(0, 1.02), aspect="equal")
+    ax.set_title(title or "reliability")
+    ax.legend(fontsize=7, loc="upper left")
     return _save(fig, path)
 
 

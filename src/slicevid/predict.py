@@ -23,6 +23,7 @@ for a file given directly; two scans with one id are refused, never silently mer
 from __future__ import annotations
 
 import csv
+import importlib.util
 import io
 import os
 import re
@@ -30,13 +31,15 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Literal, get_args
 
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Dataset
 
 from ._io import atomic_write_text
+from ._progress import progress_bar
 from ._registry import check_choice
 from .data import CTPreprocessing, CTVolumeDataset
 from .data.batching import LengthBucketSampler, pad_collate
@@ -45,7 +48,9 @@ from .data.labelled import find_scans
 from .data.labels import scan_id
 from .deploy import OnnxModel
 from .devices import resolve_device
+from .ensemble import FoldEnsemble, is_cv_folder
 from .errors import CheckpointError, ConfigError, DataError, OutputError
+from .keys import TARGET
 from .model import SliceSequenceClassifier
 from .model_config import ModelConfig
 from .plots import plot_slice_importance
@@ -54,17 +59,21 @@ from .train.network import ModelOutputs
 
 __all__ = [
     "Prediction",
+    "Predictions",
     "check_tta",
     "expand_inputs",
     "load_predictor",
     "predict_batch",
+    "predict_dataset",
     "predict_scans",
     "resolve_preprocessing",
+    "result_table",
     "write_results",
     "write_submission",
 ]
 
-SUBMISSION_IDS = ("stem", "filename")
+SubmissionIds = Literal["stem", "filename"]
+SUBMISSION_IDS: tuple[str, ...] = get_args(SubmissionIds)
 TTA_CHOICES = ("flip", "reverse")
 _SIDES = re.compile(r"(^|[^a-z])(left|right)([^a-z]|$)", re.IGNORECASE)
 
@@ -171,11 +180,13 @@ def resolve_preprocessing(
     saved = config.preprocessing if config is not None else None
     if saved is None:
         warnings.warn(
-            "The model does not record its preprocessing (a plain module, or written by slicevid 0.1): "
-            "using --depth/--size/--rotate90 or the paper's 70 x 224 x 224; make sure they match training",
+            "The model does not record a CT preprocessing (a plain module, one trained on MedMNIST arrays, or "
+            "one written by slicevid 0.1): using --depth/--size/--rotate90, else its input size, else the "
+            "paper's; make sure scans given to it look like its training inputs",
             stacklevel=2,
         )
-        default = CTPreprocessing()
+        known = config.input_size if config is not None and config.input_size and config.input_size[0] else None
+        default = CTPreprocessing(size=known) if known else CTPreprocessing()
         saved = CTPreprocessing(
             size=(depth or default.size[0], size or default.size[1], size or default.size[2]), rotate90=bool(rotate90)
         )
@@ -199,17 +210,31 @@ def resolve_preprocessing(
 
 
 def load_predictor(checkpoint: str | os.PathLike | nn.Module | OnnxModel) -> nn.Module | OnnxModel:
-    """A model to predict with: a ``save_pretrained`` folder, an exported ``.onnx`` file, or a model as given.
+    """A model to predict with: a ``save_pretrained`` folder, a cross-validation folder (its folds
+    averaged, `FoldEnsemble`), an exported ``.onnx`` file, or a model as given.
 
     Args:
-        checkpoint: a folder from ``save_pretrained``, a ``.onnx`` file from ``slicevid export``, a
-            model, or an ``OnnxModel``.
+        checkpoint: a folder from ``save_pretrained``, a ``slicevid cv`` folder, a ``.onnx`` file from
+            ``slicevid export``, a model, or an ``OnnxModel``.
+
+    Raises:
+        CheckpointError: a missing path, or a file that is not an ``.onnx`` model.
+        ConfigError: an ``.onnx`` file without ONNX Runtime installed (the extra to install is named).
     """
     if isinstance(checkpoint, (nn.Module, OnnxModel)):
         return checkpoint
-    if str(checkpoint).lower().endswith(".onnx"):
-        return OnnxModel(checkpoint)
-    return SliceSequenceClassifier.from_pretrained(checkpoint)
+    path = Path(checkpoint)
+    if not path.exists():
+        raise CheckpointError(f"{path}: checkpoint not found; expected a save_pretrained folder or an .onnx file")
+    if path.is_file():
+        if path.suffix.lower() != ".onnx":
+            raise CheckpointError(f"{path}: expected a save_pretrained folder, a cv folder or an .onnx file")
+        if importlib.util.find_spec("onnxruntime") is None:
+            raise ConfigError("--checkpoint", f"{path} needs ONNX Runtime to run: pip install 'slicevid[deploy]'")
+        return OnnxModel(path)
+    if is_cv_folder(path):
+        return FoldEnsemble.from_folder(path)
+    return SliceSequenceClassifier.from_pretrained(path)
 
 
 def model_description(model: nn.Module | OnnxModel) -> ModelConfig | None:
@@ -286,9 +311,9 @@ def predict_batch(
         views.append(("reverse", _reverse_slices(volumes, lengths)))
     totals: dict[str, torch.Tensor] = {}
     for kind, view in views:
-        outputs = network(view, lengths)
+        logits = network(view, lengths).tasks
         for name, task in tasks.items():
-            probabilities = task.activate(outputs[name]).float()
+            probabilities = task.activate(logits[name]).float()
             if kind == "flip":
                 probabilities = _flipped_back(task, probabilities)
             totals[name] = totals.get(name, 0) + probabilities
@@ -306,6 +331,15 @@ def _reverse_slices(volumes: torch.Tensor, lengths: torch.Tensor | None) -> torc
     return volumes.gather(2, gather)
 
 
+class Predictions(list):
+    """The `Prediction` of each scan (a list), and the scans that could not be read (``skipped``)."""
+
+    def __init__(self, predictions: Sequence[Prediction] = (), skipped: Sequence[tuple[str, str]] = ()) -> None:
+        super().__init__(predictions)
+        self.skipped = list(skipped)
+        """``(file, reason)`` of each scan left out with ``on_error="skip"``."""
+
+
 def predict_scans(
     checkpoint: str | os.PathLike | nn.Module | OnnxModel,
     inputs: Sequence[str | os.PathLike],
@@ -320,13 +354,16 @@ def predict_scans(
     tta: Sequence[str] = (),
     class_names: Sequence[str] | None = None,
     series: str | int | None = None,
-) -> list[Prediction]:
+    on_error: str = "raise",
+    progress: bool = False,
+) -> Predictions:
     """Predict every scan in ``inputs`` with a saved model (or a model instance).
 
     Args:
-        checkpoint: a folder written by ``save_pretrained`` (``run/best``), an exported ``.onnx``
-            file (run by ONNX Runtime), a slicevid model, or any ``nn.Module`` mapping
-            ``(B, C, D, H, W)`` volumes to logits (give ``preprocessing``).
+        checkpoint: a folder written by ``save_pretrained`` (``run/best``), a ``slicevid cv``
+            folder (its folds averaged), an exported ``.onnx`` file (run by ONNX Runtime), a
+            slicevid model, or any ``nn.Module`` mapping ``(B, C, D, H, W)`` volumes to logits
+            (one that ``fit`` trained knows its classes; otherwise give ``class_names``).
         inputs: NIfTI files, DICOM series folders, or folders of scans (searched at any depth).
         preprocessing: how to preprocess; by default the model's own (it must match it).
         cache_dir: cache preprocessed volumes here.
@@ -337,21 +374,24 @@ def predict_scans(
         batch_size: scans per forward pass (scans of different depths are batched by depth, padded).
         num_workers: DataLoader worker processes that read and preprocess scans.
         tta: test-time augmentations to average over: ``"flip"``, ``"reverse"`` (see the module docs).
-        class_names: names of a plain module's classes (a slicevid model knows its own).
+        class_names: names of a plain module's classes, when it does not carry them.
         series: in a DICOM folder that holds several series, the one to read (UID or number).
+        on_error: ``"raise"`` at the first unreadable scan, or ``"skip"``: read every scan first,
+            predict the readable ones and list the others in the result's ``skipped``.
+        progress: show a progress bar.
 
     Returns:
-        One `Prediction` per scan, in the order the scans were found.
+        One `Prediction` per scan, in the order the scans were found (a `Predictions` list).
 
     Raises:
-        DataError: an input is missing or unreadable, or two scans share an id.
+        DataError: an input is missing or unreadable (with ``on_error="raise"``), or two scans share an id.
         CheckpointError: the checkpoint is unreadable, or its model was trained on video clips.
         ConfigError: settings that contradict the model, or a test-time augmentation its tasks forbid.
         OutputError: ``explain_dir`` is an existing file.
     """
     model = load_predictor(checkpoint)
     config = model_description(model)
-    tasks = dict(config.tasks) if config is not None else {"target": _plain_task(class_names)}
+    tasks = dict(config.tasks) if config is not None else {TARGET: _plain_task(class_names)}
     tta = check_tta(tta, tasks)
     if explain_dir is not None and Path(explain_dir).exists() and not Path(explain_dir).is_dir():
         raise OutputError(f"--explain {explain_dir} is an existing file; expected a folder for the pictures")
@@ -359,11 +399,6 @@ def predict_scans(
         raise ConfigError(
             "explain_dir", f"needs a slicevid model; {type(model).__name__} cannot say which slices mattered"
         )
-    target = resolve_device(device)
-    if isinstance(model, nn.Module):
-        model.to(target).eval()
-    else:
-        target = torch.device("cpu")  # ONNX Runtime takes host arrays
     if preprocessing is None:
         preprocessing = resolve_preprocessing(model, nan_policy=nan_policy)
     else:
@@ -373,17 +408,64 @@ def predict_scans(
                 "preprocessing.size", f"{preprocessing.size} does not match the model's {config.preprocessing.size}"
             )
     sources, ids = expand_inputs(inputs)
-    dataset = CTVolumeDataset(sources, ids=ids, preprocessing=preprocessing, cache_dir=cache_dir, series=series)
+    dataset = CTVolumeDataset(
+        sources, ids=ids, preprocessing=preprocessing, cache_dir=cache_dir, series=series, on_error=on_error
+    )
+    names = [source.name for source in dataset.sources]
+    rows = _predict_all(
+        model, dataset, dataset.file_ids, names, tasks, device, batch_size, num_workers, tta, explain_dir, progress
+    )
+    return Predictions(rows, dataset.skipped)
+
+
+def predict_dataset(
+    checkpoint: str | os.PathLike | nn.Module | OnnxModel,
+    dataset: Dataset,
+    *,
+    device: str = "auto",
+    batch_size: int = 1,
+    tta: Sequence[str] = (),
+    class_names: Sequence[str] | None = None,
+    progress: bool = False,
+) -> Predictions:
+    """Predict every sample of a dataset of model inputs (``MedMNIST3D``; any with ``file_ids``).
+
+    Args:
+        checkpoint: what `predict_scans` takes.
+        dataset: ``(volume (C, D, H, W), target)`` samples, already as the model takes them; its
+            ``file_ids`` name them (else their indices).
+        device: ``"auto"``, ``"cpu"``, ``"cuda"`` ...
+        batch_size: samples per forward pass.
+        tta: test-time augmentations to average over.
+        class_names: names of a plain module's classes, when it does not carry them.
+        progress: show a progress bar.
+    """
+    model = load_predictor(checkpoint)
+    config = model_description(model)
+    tasks = dict(config.tasks) if config is not None else {TARGET: _plain_task(class_names)}
+    ids = list(getattr(dataset, "file_ids", None) or (str(i) for i in range(len(dataset))))
+    tta = check_tta(tta, tasks)
+    return Predictions(_predict_all(model, dataset, ids, ids, tasks, device, batch_size, 0, tta, None, progress))
+
+
+def _predict_all(model, dataset, ids, names, tasks, device, batch_size, num_workers, tta, explain_dir, progress):
+    """Every sample's `Prediction` (``ids`` and file ``names`` by index), in dataset order, read in batches."""
+    target = resolve_device(device)
+    if isinstance(model, nn.Module):
+        model.to(target).eval()
+    else:
+        target = torch.device("cpu")  # ONNX Runtime takes host arrays
     order = _batches(dataset, batch_size)
     loader = DataLoader(dataset, batch_sampler=order, num_workers=num_workers, collate_fn=pad_collate)
     predictions: dict[int, Prediction] = {}
-    for indices, (volumes, _, lengths) in zip(order, loader, strict=True):
+    batches = progress_bar(zip(order, loader, strict=True), enabled=progress, total=len(order), desc="predict")
+    for indices, (volumes, _, lengths) in batches:
         volumes = volumes.to(target)
         lengths = lengths.to(target) if lengths is not None else None
         batch = predict_batch(model, volumes, lengths, tasks, tta)
         importance = model.explain(volumes, lengths).cpu() if explain_dir is not None else None
         for row, index in enumerate(indices):
-            prediction = _prediction(ids[index], sources[index].name, {n: p[row] for n, p in batch.items()}, tasks)
+            prediction = _prediction(ids[index], names[index], {n: p[row] for n, p in batch.items()}, tasks)
             if importance is not None:
                 depth = int(lengths[row]) if lengths is not None else volumes.shape[2]
                 prediction = replace(prediction, importance=tuple(importance[row, :depth].tolist()))
@@ -394,25 +476,21 @@ def predict_scans(
 
 def _plain_task(class_names: Sequence[str] | None) -> Task:
     if class_names is None:
-        raise ConfigError("class_names", "are needed to name a plain module's outputs")
+        raise ConfigError(
+            "class_names",
+            "are needed to name the outputs of a plain module that fit did not train (it carries no config)",
+        )
     return Multiclass(tuple(class_names))
 
 
-def _batches(dataset: CTVolumeDataset, batch_size: int) -> list[list[int]]:
-    """Scan indices in batches: in order for one depth, grouped by depth when depths vary."""
+def _batches(dataset: Dataset, batch_size: int) -> list[list[int]]:
+    """Sample indices in batches: in order for one depth, grouped by depth when depths vary."""
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ConfigError("batch_size", f"must be a positive integer, got {batch_size!r}")
-    if dataset.preprocessing.variable_depth:
+    preprocessing = getattr(dataset, "preprocessing", None)
+    if preprocessing is not None and preprocessing.variable_depth:
         return list(LengthBucketSampler(dataset.depths(), batch_size, shuffle=False))
     return [list(range(i, min(i + batch_size, len(dataset)))) for i in range(0, len(dataset), batch_size)]
-
-
-def _decision(task: Task, probabilities: torch.Tensor) -> int | float | tuple[int, ...]:
-    """A class or level index, the 0/1 labels, or the score."""
-    decided = task.decide(probabilities.numpy()[None])[0]
-    if task.kind == "multilabel":
-        return tuple(int(v) for v in decided)
-    return float(decided) if task.kind == "regression" else int(decided)
 
 
 def _prediction(file_id: str, file_name: str, probabilities: dict[str, torch.Tensor], tasks: dict[str, Task]):
@@ -420,7 +498,7 @@ def _prediction(file_id: str, file_name: str, probabilities: dict[str, torch.Ten
         file_id,
         file_name,
         {name: tuple(float(v) for v in values) for name, values in probabilities.items()},
-        {name: _decision(task, probabilities[name]) for name, task in tasks.items()},
+        {name: task.decision(probabilities[name].numpy()) for name, task in tasks.items()},
         tasks,
     )
 
@@ -428,7 +506,7 @@ def _prediction(file_id: str, file_name: str, probabilities: dict[str, torch.Ten
 def _plot_importance(volume: torch.Tensor, prediction: Prediction, folder: Path) -> None:
     task = next(iter(prediction.tasks.values()))
     decided = prediction.decisions[next(iter(prediction.tasks))]
-    what = task.names[decided] if isinstance(decided, int) and task.kind != "regression" else str(decided)
+    what = task.names[decided] if isinstance(decided, int) else str(decided)
     plot_slice_importance(
         volume.float().cpu().numpy(),
         np.asarray(prediction.importance),
@@ -439,30 +517,29 @@ def _plot_importance(volume: torch.Tensor, prediction: Prediction, folder: Path)
 
 def result_columns(tasks: dict[str, Task]) -> list[str]:
     """The columns of a results CSV after ``file_id`` and ``file``, per task (prefixed with several)."""
-    columns = []
-    for name, task in tasks.items():
-        prefix = "" if len(tasks) == 1 else f"{name}."
-        if task.kind in ("multiclass", "ordinal"):
-            columns += [f"{prefix}predicted", *(f"{prefix}p_{n}" for n in task.names)]
-        elif task.kind == "multilabel":
-            columns += [*(f"{prefix}p_{n}" for n in task.names), *(f"{prefix}{n}" for n in task.names)]
-        else:
-            columns.append(f"{prefix}{task.names[0]}")
-    return columns
+    prefix = (lambda name: "") if len(tasks) == 1 else (lambda name: f"{name}.")
+    return [prefix(name) + column for name, task in tasks.items() for column in task.result_columns()]
 
 
 def result_row(prediction: Prediction) -> list[str]:
     """One prediction as the cells of `result_columns()`."""
     cells = [prediction.file_id, prediction.file_name]
     for name, task in prediction.tasks.items():
-        probabilities, decided = prediction.probabilities[name], prediction.decisions[name]
-        if task.kind in ("multiclass", "ordinal"):
-            cells += [task.names[decided], *(f"{p:.4f}" for p in probabilities)]
-        elif task.kind == "multilabel":
-            cells += [*(f"{p:.4f}" for p in probabilities), *(str(int(d)) for d in decided)]
-        else:
-            cells.append(f"{decided:.4f}")
+        cells += task.result_cells(prediction.probabilities[name], prediction.decisions[name])
     return cells
+
+
+def result_table(predictions: Sequence[Prediction]) -> str:
+    """The results CSV's text: a header, then one row per scan (names holding commas or quotes quoted).
+
+    Args:
+        predictions: what `predict_scans()` returned.
+    """
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["file_id", "file", *result_columns(predictions[0].tasks)] if predictions else ["file_id"])
+    writer.writerows(result_row(p) for p in predictions)
+    return buffer.getvalue()
 
 
 def write_results(predictions: Sequence[Prediction], path: str | os.PathLike) -> Path:
@@ -477,11 +554,7 @@ def write_results(predictions: Sequence[Prediction], path: str | os.PathLike) ->
         path: the CSV file to write (atomically).
     """
     path = Path(path)
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["file_id", "file", *result_columns(predictions[0].tasks)] if predictions else ["file_id"])
-    writer.writerows(result_row(p) for p in predictions)
-    atomic_write_text(path, buffer.getvalue())
+    atomic_write_text(path, result_table(predictions))
     return path
 
 
@@ -494,6 +567,10 @@ def write_submission(predictions: Sequence[Prediction], path: str | os.PathLike,
         ids: ``"stem"`` (``TST_0001``) or ``"filename"`` (``TST_0001.nii.gz``, as the authors' lines).
     """
     ids = check_choice("ids", ids, SUBMISSION_IDS)
+    tasks = predictions[0].tasks if predictions else {}
+    if len(tasks) != 1 or not isinstance(next(iter(tasks.values())), Multiclass):
+        kinds = ", ".join(f"{name} ({task.kind})" for name, task in tasks.items())
+        raise ConfigError("--submission", f"lines name one class per scan; this model predicts {kinds}: use --out")
     buffer = io.StringIO()
     csv.writer(buffer, lineterminator="\n").writerows(
         (p.file_id if ids == "stem" else p.file_name, p.label + 1) for p in predictions

@@ -10,7 +10,7 @@ step, a 1024-unit ReLU layer and a softmax output.
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import Any, Literal, get_args
 
 from ._registry import check_choice
 from .data.preprocess import CTPreprocessing
@@ -24,7 +24,9 @@ __all__ = [
 
 VIPTT_INPUT_SIZE = CTPreprocessing().size
 """(depth, height, width) the paper resamples every scan and clip to."""
-INITS = ("pytorch", "keras")
+Init = Literal["pytorch", "keras"]
+INITS: tuple[str, ...] = get_args(Init)
+"""How the layers not loaded from weights start: PyTorch's defaults, or as the authors' Keras model."""
 
 
 def viptt_net(
@@ -39,7 +41,7 @@ def viptt_net(
     It has 15,771,467 parameters with 5 classes and 15,776,592 with 10: the Keras model's
     count plus the second LSTM bias vector that PyTorch keeps (1,024).
 
-    Its layers are [`ModelConfig`][slicevid.ModelConfig]'s defaults, the one place they are stated.
+    Its layers are [`Architecture`][slicevid.model_config.Architecture]'s defaults, the one place they are stated.
 
     Args:
         num_classes: 5 for TB types (the default), 10 for the UCF50 pretraining subset.

@@ -23,7 +23,7 @@ torch out on the same device.
 
 from __future__ import annotations
 
-from typing import TypeVar
+from typing import Literal, TypeVar, get_args
 
 import numpy as np
 import torch
@@ -33,7 +33,8 @@ from .errors import ConfigError
 
 ArrayT = TypeVar("ArrayT", np.ndarray, torch.Tensor)
 SELECTIONS = ("even", "first", "middle", "last")
-ZOOM_MODES = ("nearest", "constant")
+ZoomMode = Literal["nearest", "constant"]
+ZOOM_MODES: tuple[str, ...] = get_args(ZoomMode)
 
 
 def _as_float_tensor(volume: np.ndarray | torch.Tensor, name: str) -> torch.Tensor:

@@ -11,6 +11,15 @@ Ordinal       K - 1     cumulative sigmoid  BCE on "level > k" for each k    qua
 Regression    1         identity            mean squared error               MAE, RMSE, Spearman
 ============  ========  ==================  ===============================  ===============================
 
+Each task also owns how the labels CSV holds its targets (`Task.column_kind`), how it is built
+from those columns (`Task.from_columns`), its columns and cells in a results CSV, its decision
+rule, and which way each of its metrics improves (`Task.metric_directions`).
+
+A two-class `Multiclass` task may carry a decision ``threshold`` on its second class's
+probability (chosen on validation scans by Youden's index or a target sensitivity) and any
+multi-class task a softmax ``temperature`` (fitted on validation scans); both are saved with
+the model and used wherever it predicts.
+
 Missing targets (a scan without a label for one head) are ``-1`` for class and level indices
 and NaN for labels and scores. They are left out of that head's loss and metrics, never
 treated as 0, so the scan still trains the other heads.
@@ -23,10 +32,11 @@ cumulative ones.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal, Protocol, get_args
 
 import numpy as np
 import torch
@@ -34,9 +44,13 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ._registry import check_choice
-from .data.labels import HeadColumns
 from .errors import ConfigError, DataError
+from .keys import SLICES, TARGET
 from .metrics import (
+    ClassificationReport,
+    MultilabelReport,
+    OrdinalReport,
+    RegressionReport,
     Report,
     balanced_class_weights,
     classification_report,
@@ -57,9 +71,10 @@ __all__ = [
     "tasks_from_columns",
 ]
 
-TARGET = "target"
-"""The name of the only task of a one-head model (``model(x)`` then returns a tensor, not a dict)."""
-CLASS_WEIGHT_MODES = ("keras", "normalized")
+ClassWeightMode = Literal["keras", "normalized"]
+CLASS_WEIGHT_MODES: tuple[str, ...] = get_args(ClassWeightMode)
+SLICE_POOLS = ("max", "attention")
+"""How slice logits pool into a scan head: the maximum over real slices, or learned attention."""
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
 
 
@@ -108,10 +123,30 @@ class Task:
 
     weight: float = 1.0
     kind: ClassVar[str] = ""
+    column_kind: ClassVar[str] = ""
+    """How the labels CSV holds this task's targets: ``"class"``, ``"binary"``, ``"level"`` or ``"number"``."""
+    report_type: ClassVar[type[Report]] = Report
+    headline: ClassVar[tuple[str, ...]] = ()
+    """The metrics shown in each epoch's line and plotted in ``curves.png``."""
 
     def __post_init__(self) -> None:
         if isinstance(self.weight, bool) or not isinstance(self.weight, (int, float)) or not self.weight > 0:
             raise ConfigError("weight", f"must be a positive number, got {self.weight!r}")
+
+    @classmethod
+    def from_columns(cls, names: Sequence[str], columns: Sequence[str], flip_pairs: Sequence[Sequence[str]] = ()):
+        """The task that learns what CSV ``columns`` hold, given the names the data gave them.
+
+        Args:
+            names: the class, label or level names read from the data.
+            columns: the CSV columns that feed the task.
+            flip_pairs: label pairs that swap in a left-right flip (kept where the task holds both).
+        """
+        raise NotImplementedError
+
+    def metric_directions(self) -> dict[str, bool]:
+        """Each metric this task's report has, and whether a larger value is better."""
+        return dict(self.report_type.HIGHER_IS_BETTER)
 
     @property
     def outputs(self) -> int:
@@ -148,6 +183,22 @@ class Task:
         """Decisions from `activate()` output: class or level indices, 0/1 labels, or scores."""
         raise NotImplementedError
 
+    def decision(self, probabilities: Sequence[float]) -> int | float | tuple[int, ...]:
+        """One scan's decision as a plain value: a class or level index, the 0/1 labels, or the score."""
+        return int(self.decide(np.asarray(probabilities, dtype=np.float64)[None])[0])
+
+    def result_columns(self) -> list[str]:
+        """This task's columns in a results CSV (``predicted`` and ``p_<name>`` for classes and levels)."""
+        return ["predicted", *(f"p_{n}" for n in self.names)]
+
+    def result_cells(self, probabilities: Sequence[float], decision: Any) -> list[str]:
+        """One scan's cells under `result_columns()`."""
+        return [self.names[decision], *(f"{p:.4f}" for p in probabilities)]
+
+    def inverse_activate(self, probabilities: Tensor) -> Tensor:
+        """Logits whose `activate()` gives ``probabilities`` (to average several models' probabilities)."""
+        raise NotImplementedError
+
     def report(self, probabilities: np.ndarray, targets: np.ndarray) -> Report:
         """The metrics of these predictions."""
         raise NotImplementedError
@@ -166,18 +217,45 @@ class Task:
 
 @dataclass(frozen=True)
 class Multiclass(Task):
-    """One class per scan (the paper's TB type).
+    """One class per scan (the paper's TB type; normal or mass).
 
     Attributes:
         classes: a class count, or the class names in label order.
+        threshold: with two classes, the decision threshold on the second class's probability
+            (chosen on validation scans by ``fit``); ``None``: the more probable class decides.
+        temperature: the softmax temperature fitted on validation scans (``--calibrate
+            temperature``); ``None`` is 1, the uncalibrated softmax.
     """
 
     classes: int | Sequence[str] = 5
+    threshold: float | None = None
+    temperature: float | None = None
     kind: ClassVar[str] = "multiclass"
+    column_kind: ClassVar[str] = "class"
+    report_type: ClassVar[type[Report]] = ClassificationReport
+    headline: ClassVar[tuple[str, ...]] = ("kappa", "auc")
 
     def __post_init__(self) -> None:
         super().__post_init__()
         object.__setattr__(self, "classes", _names(self.classes, "classes"))
+        if self.threshold is not None:
+            if len(self.classes) != 2:
+                raise ConfigError("threshold", f"applies to two classes only, got {len(self.classes)}")
+            if not 0.0 <= float(self.threshold) <= 1.0:
+                raise ConfigError("threshold", f"must lie in [0, 1], got {self.threshold}")
+            object.__setattr__(self, "threshold", float(self.threshold))
+        if self.temperature is not None:
+            if not (math.isfinite(float(self.temperature)) and float(self.temperature) > 0):
+                raise ConfigError("temperature", f"must be a positive number, got {self.temperature}")
+            object.__setattr__(self, "temperature", float(self.temperature))
+
+    @classmethod
+    def from_columns(cls, names, columns, flip_pairs=()) -> Multiclass:
+        if len(names) < 2:
+            raise DataError(
+                f"{', '.join(columns)} holds one class only ({list(names)}): there is nothing to tell apart"
+            )
+        return cls(tuple(names))
 
     @property
     def outputs(self) -> int:
@@ -188,7 +266,11 @@ class Multiclass(Task):
         return self.classes
 
     def activate(self, logits: Tensor) -> Tensor:
-        return logits.float().softmax(dim=-1)
+        """Softmax rows, of the logits divided by the temperature when one was fitted."""
+        return (logits.float() / (self.temperature or 1.0)).softmax(dim=-1)
+
+    def inverse_activate(self, probabilities: Tensor) -> Tensor:
+        return probabilities.float().clamp_min(1e-12).log() * (self.temperature or 1.0)
 
     def missing(self, targets):
         return targets < 0
@@ -203,12 +285,22 @@ class Multiclass(Task):
         return class_weighted_cross_entropy(logits[known].float(), targets[known], balance, mode)
 
     def decide(self, probabilities: np.ndarray) -> np.ndarray:
-        return np.asarray(probabilities).argmax(axis=-1)
+        """The class: the second one where its probability reaches ``threshold`` (two classes), else the likeliest."""
+        probabilities = np.asarray(probabilities)
+        if self.threshold is None:
+            return probabilities.argmax(axis=-1)
+        return (probabilities[..., 1] >= self.threshold).astype(np.int64)
 
     def report(self, probabilities: np.ndarray, targets: np.ndarray):
-        known = ~self.missing(np.asarray(targets))
+        targets, probabilities = np.asarray(targets), np.asarray(probabilities)
+        known = ~self.missing(targets)
         return classification_report(
-            np.asarray(targets)[known], self.decide(probabilities)[known], self.classes, num_classes=self.outputs
+            targets[known],
+            self.decide(probabilities)[known],
+            self.classes,
+            num_classes=self.outputs,
+            probabilities=probabilities[known],
+            threshold=self.threshold,
         )
 
     def balance(self, targets: np.ndarray) -> Tensor:
@@ -216,6 +308,12 @@ class Multiclass(Task):
 
     def explained_score(self, logits: Tensor) -> Tensor:
         return logits.gather(1, logits.argmax(dim=1, keepdim=True))[:, 0]
+
+    def with_threshold(self, threshold: float | None) -> Multiclass:
+        return replace(self, threshold=threshold)
+
+    def with_temperature(self, temperature: float | None) -> Multiclass:
+        return replace(self, temperature=temperature)
 
 
 @dataclass(frozen=True)
@@ -236,6 +334,9 @@ class Multilabel(Task):
     pos_weight: Sequence[float] | None = None
     flip_pairs: Sequence[Sequence[str]] = ()
     kind: ClassVar[str] = "multilabel"
+    column_kind: ClassVar[str] = "binary"
+    report_type: ClassVar[type[Report]] = MultilabelReport
+    headline: ClassVar[tuple[str, ...]] = ("mean_auc", "min_auc")
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -258,6 +359,10 @@ class Multilabel(Task):
             raise ConfigError("flip_pairs", f"must be pairs of labels of this task; unknown or odd: {unknown or pairs}")
         object.__setattr__(self, "flip_pairs", pairs)
 
+    @classmethod
+    def from_columns(cls, names, columns, flip_pairs=()) -> Multilabel:
+        return cls(tuple(names), flip_pairs=[tuple(p) for p in flip_pairs if set(p) <= set(names)])
+
     @property
     def outputs(self) -> int:
         return len(self.labels)
@@ -272,6 +377,19 @@ class Multilabel(Task):
 
     def activate(self, logits: Tensor) -> Tensor:
         return logits.float().sigmoid()
+
+    def inverse_activate(self, probabilities: Tensor) -> Tensor:
+        return torch.logit(probabilities.float(), eps=1e-6)
+
+    def decision(self, probabilities):
+        return tuple(int(v) for v in self.decide(np.asarray(probabilities, dtype=np.float64)[None])[0])
+
+    def result_columns(self) -> list[str]:
+        """``p_<label>`` per label, then the 0/1 decision per label."""
+        return [*(f"p_{n}" for n in self.names), *self.names]
+
+    def result_cells(self, probabilities, decision) -> list[str]:
+        return [*(f"{p:.4f}" for p in probabilities), *(str(int(d)) for d in decision)]
 
     def missing(self, targets):
         """A sample misses this head only when every label is missing (single missing labels are masked too)."""
@@ -337,12 +455,19 @@ class Ordinal(Task):
 
     levels: int | Sequence[str] = 3
     kind: ClassVar[str] = "ordinal"
+    column_kind: ClassVar[str] = "level"
+    report_type: ClassVar[type[Report]] = OrdinalReport
+    headline: ClassVar[tuple[str, ...]] = ("qwk", "mae")
 
     def __post_init__(self) -> None:
         super().__post_init__()
         object.__setattr__(self, "levels", _names(self.levels, "levels"))
         if len(self.levels) < 2:
             raise ConfigError("levels", f"must be at least 2, got {list(self.levels)}")
+
+    @classmethod
+    def from_columns(cls, names, columns, flip_pairs=()) -> Ordinal:
+        return cls(tuple(names))
 
     @property
     def outputs(self) -> int:
@@ -358,6 +483,11 @@ class Ordinal(Task):
         ones, zeros = above.new_ones(above.shape[0], 1), above.new_zeros(above.shape[0], 1)
         levels = (torch.cat([ones, above], dim=1) - torch.cat([above, zeros], dim=1)).clamp_min(0.0)
         return levels / levels.sum(dim=1, keepdim=True).clamp_min(1e-12)
+
+    def inverse_activate(self, probabilities: Tensor) -> Tensor:
+        """The cumulative logits ``logit(P(y > k))`` of level probabilities."""
+        above = 1.0 - probabilities.float().cumsum(dim=1)[:, :-1]
+        return torch.logit(above, eps=1e-6)
 
     def missing(self, targets):
         return targets < 0
@@ -394,6 +524,13 @@ class Regression(Task):
 
     name: str = "score"
     kind: ClassVar[str] = "regression"
+    column_kind: ClassVar[str] = "number"
+    report_type: ClassVar[type[Report]] = RegressionReport
+    headline: ClassVar[tuple[str, ...]] = ("mae", "spearman")
+
+    @classmethod
+    def from_columns(cls, names, columns, flip_pairs=()) -> Regression:
+        return cls(name=columns[0])
 
     @property
     def outputs(self) -> int:
@@ -405,6 +542,18 @@ class Regression(Task):
 
     def activate(self, logits: Tensor) -> Tensor:
         return logits.float()
+
+    def inverse_activate(self, probabilities: Tensor) -> Tensor:
+        return probabilities.float()
+
+    def decision(self, probabilities) -> float:
+        return float(self.decide(np.asarray(probabilities, dtype=np.float64)[None])[0])
+
+    def result_columns(self) -> list[str]:
+        return [self.name]
+
+    def result_cells(self, probabilities, decision) -> list[str]:
+        return [f"{decision:.4f}"]
 
     def missing(self, targets):
         nan = torch.isnan(targets) if isinstance(targets, Tensor) else np.isnan(targets)
@@ -428,6 +577,9 @@ class Regression(Task):
 
 
 TASK_KINDS: dict[str, type[Task]] = {cls.kind: cls for cls in (Multiclass, Multilabel, Ordinal, Regression)}
+"""The task kinds by name (``"multiclass"`` ...): the command line's ``--task`` and ``--head`` kinds."""
+TASK_FOR_COLUMN_KIND: dict[str, type[Task]] = {cls.column_kind: cls for cls in TASK_KINDS.values()}
+"""The task that learns each kind of labels-CSV column."""
 
 
 def task_from_dict(values: Mapping[str, Any]) -> Task:
@@ -447,6 +599,8 @@ def check_tasks(tasks: Mapping[str, Task]) -> dict[str, Task]:
     for name, task in tasks.items():
         if not isinstance(name, str) or not _NAME.match(name):
             raise ConfigError("tasks", f"names must be letters, digits, '_' or '-'; got {name!r}")
+        if name == SLICES:
+            raise ConfigError("tasks", f"{SLICES!r} is reserved for per-slice targets; name the task otherwise")
         if not isinstance(task, Task):
             raise ConfigError(f"task {name!r}", f"must be Multiclass, Multilabel, Ordinal or Regression, got {task!r}")
     return dict(tasks)
@@ -475,7 +629,7 @@ class SliceSupervision:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "labels", _names(self.labels, "slice labels"))
-        object.__setattr__(self, "pool", check_choice("pool", self.pool, ("max", "attention")))
+        object.__setattr__(self, "pool", check_choice("pool", self.pool, SLICE_POOLS))
         if not self.weight > 0:
             raise ConfigError("slice weight", f"must be positive, got {self.weight}")
 
@@ -504,27 +658,26 @@ class SliceSupervision:
         return {"labels": list(self.labels), "weight": self.weight, "pool_into": self.pool_into, "pool": self.pool}
 
 
+class LabelColumns(Protocol):
+    """What a task is built from: the kind of its CSV columns and their names (`slicevid.data.HeadColumns`)."""
+
+    kind: str
+    columns: tuple[str, ...]
+
+
 def tasks_from_columns(
-    heads: Mapping[str, HeadColumns],
+    heads: Mapping[str, LabelColumns],
     names: Mapping[str, Sequence[str]],
     flip_pairs: Sequence[Sequence[str]] = (),
 ) -> dict[str, Task]:
     """The tasks that learn what a labels CSV's heads hold: classes, 0/1 labels, levels or scores.
 
     Args:
-        heads: per head, the kind of its columns (`HeadColumns`).
+        heads: per head, the kind of its columns and their names (`slicevid.data.HeadColumns`).
         names: per head, its class, label or level names as the data gave them.
         flip_pairs: label pairs that swap in a left-right flip (for multi-label heads that hold both).
     """
-    tasks: dict[str, Task] = {}
-    for name, spec in heads.items():
-        if spec.kind == "class":
-            tasks[name] = Multiclass(tuple(names[name]))
-        elif spec.kind == "binary":
-            pairs = [tuple(p) for p in flip_pairs if set(p) <= set(names[name])]
-            tasks[name] = Multilabel(tuple(names[name]), flip_pairs=pairs)
-        elif spec.kind == "level":
-            tasks[name] = Ordinal(tuple(names[name]))
-        else:
-            tasks[name] = Regression(name=spec.columns[0])
-    return tasks
+    return {
+        name: TASK_FOR_COLUMN_KIND[spec.kind].from_columns(tuple(names[name]), spec.columns, flip_pairs)
+        for name, spec in heads.items()
+    }

@@ -14,22 +14,28 @@ import os
 import sys
 
 from ..errors import ConfigError, SlicevidError
-from .parser import REQUIRED, build_parser
+from .parser import COMMANDS, REQUIRED, build_parser
 
 __all__ = ["build_parser", "main", "parse_args"]
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    """Parse ``argv``, applying a ``--config`` file as defaults of the chosen subcommand."""
-    from ..train.config import read_config_file
+    """Parse ``argv``, applying a ``--config`` file as defaults of the chosen subcommand.
+
+    Only the chosen subcommand's options are built (``slicevid --help`` builds none).
+    """
+    from .commands import HANDLERS
     from .options import config_tokens, explicit_settings
 
     argv = list(sys.argv[1:] if argv is None else argv)
-    parser, subparsers = build_parser()
+    chosen = next((token for token in argv if token in COMMANDS), None)  # the first positional
+    parser, subparsers = build_parser(only={chosen} if chosen else set())
     args = parser.parse_args(argv)
     sub = subparsers[args.command]
     settings: dict = {}
     if getattr(args, "config", None):
+        from ..train.config import read_config_file
+
         try:
             settings = read_config_file(args.config)
             tokens = config_tokens(sub, settings, args.config)
@@ -42,6 +48,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         sub.error(f"the following arguments are required: {', '.join(flag_of(sub, m) for m in missing)}")
     args.parser = sub
     args.explicit = explicit_settings(sub, argv, settings)
+    args.handler = HANDLERS[args.command]
     return args
 
 

@@ -1,65 +1,27 @@
 """What each ``slicevid`` subcommand does, given its parsed arguments.
 
 Every training command checks what it can before reading any data (the device, the run
-folder, options that cannot apply), and passes its every option to the run folder's
-``config.yaml``, so ``--config run/config.yaml`` reruns the run. Only the main process prints
-under torchrun.
+folder, options that cannot apply, optional packages), describes its stage as the runner does
+(`slicevid.recipes.ModelStart`) and runs it through the same function, and passes its every
+option to the run folder's ``config.yaml``, so ``--config run/config.yaml`` reruns the run.
+Only the main process prints under torchrun. Imports are made inside each command: the
+command line starts without loading what the chosen command does not use.
 """
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
 
-from ..train.distributed import is_main_process
 from . import inputs
-
-INTERNAL = ("handler", "config", "debug", "parser", "explicit", "_required", "command")
 
 
 def say(*lines: str) -> None:
     """Print on the main process only (rank 0 under torchrun)."""
+    from ..train.distributed import is_main_process
+
     if is_main_process():
         print(*lines, sep="\n")
-
-
-def record_of(args: argparse.Namespace) -> dict[str, Any]:
-    """The options of this command as a ``--config`` file maps them (what ``config.yaml`` saves)."""
-    values = {k: v for k, v in vars(args).items() if k not in INTERNAL}
-    return {k: list(v) if isinstance(v, tuple) else v for k, v in values.items()}
-
-
-def _train_config(args: argparse.Namespace):
-    """The training settings, checked (device, run folder) before any data is read."""
-    from ..devices import resolve_device
-    from ..train import TrainConfig
-    from ..train.run_folder import check_run_folder
-    from .options import dataclass_from_args
-
-    config = dataclass_from_args(TrainConfig, args)
-    resolve_device(config.device)
-    check_run_folder(config.out_dir, resume=config.resume, overwrite=config.overwrite)
-    return config
-
-
-def _new_model(args: argparse.Namespace, **heads: Any):
-    """The model the architecture options describe, initialised after seeding (same seed, same weights)."""
-    import torch
-
-    from ..presets import viptt_net
-
-    torch.manual_seed(args.seed)
-    execution = inputs.execution(args)
-    return viptt_net(
-        encoder_weights=args.encoder_weights,
-        init=args.init,
-        slice_chunk=execution.slice_chunk,
-        checkpoint_slices=execution.checkpoint_slices,
-        channels_last=execution.channels_last,
-        **inputs.architecture(args),
-        **heads,
-    )
 
 
 def _print_result(result, out_dir: str, name: str) -> None:
@@ -71,7 +33,7 @@ def _print_result(result, out_dir: str, name: str) -> None:
 def cmd_demo(args: argparse.Namespace) -> None:
     from ..demo import run_demo
 
-    run_demo(args.out, seed=args.seed, quick=args.quick)
+    run_demo(args.out, seed=args.seed, quick=args.quick, progress=args.progress)
 
 
 def cmd_synth(args: argparse.Namespace) -> None:
@@ -87,22 +49,27 @@ def cmd_synth(args: argparse.Namespace) -> None:
 
 def cmd_preprocess(args: argparse.Namespace) -> None:
     from ..data import HeadColumns, LabelledScans
-    from ..data.labels import TARGET
+    from ..data.imageclef import TB_LABEL_COLUMN
+    from ..keys import TARGET
 
-    heads = {TARGET: HeadColumns("class", (args.label_column,))}
+    if args.medmnist:
+        from ..errors import ConfigError
+
+        raise ConfigError("--medmnist", "needs no preprocessing: its volumes are arrays already")
+    labelled = args.labels_csv is not None
+    column = args.label_column or TB_LABEL_COLUMN
     dataset = LabelledScans(
         args.scans,
         args.labels_csv,
-        "all" if args.labels_csv else "test",
-        file_column=args.file_column,
-        heads=heads if args.labels_csv else None,
+        "all" if labelled else "test",
+        heads={TARGET: HeadColumns("class", (column,))} if labelled else None,
         exclude=args.exclude,
         on_error=args.on_error,
         preprocessing=inputs.preprocessing(args),
         cache_dir=args.cache_dir,
         cache_dtype=args.dtype,
     )
-    skipped = dataset.fill_cache(workers=args.workers)
+    skipped = dataset.fill_cache(workers=args.workers, progress=args.progress)
     print(
         f"{len(dataset)} scans cached in {args.cache_dir} ({dataset.cache.misses} new, "
         f"{dataset.cache.hits} already there); {len(skipped)} skipped"
@@ -114,20 +81,24 @@ def cmd_preprocess(args: argparse.Namespace) -> None:
 def cmd_pretrain(args: argparse.Namespace) -> None:
     from ..data import UCF50_PAPER_CLASSES, ucf50
     from ..errors import ConfigError
-    from ..train import pretrain
+    from ..recipes import run_pretraining
 
     inputs.import_plugins(args.imports)
     if args.ssl:
         return _pretrain_ssl(args)
     if args.videos is None:
-        raise ConfigError("--videos", "is required (or --ssl with --scans, to pretrain on unlabeled scans)")
-    for flag in ("scans", "pretrained"):
+        raise ConfigError(
+            "--videos", "is required (or --ssl with --scans or --medmnist, to pretrain on unlabeled scans)"
+        )
+    for flag in ("scans", "medmnist", "pretrained"):
         if getattr(args, flag) is not None:
             raise ConfigError(f"--{flag}", "applies to --ssl pretraining on scans only")
-    config = _train_config(args)
+    config = inputs.train_config(args)
     classes = {"paper": UCF50_PAPER_CLASSES, "all": None}.get(args.classes)
     if args.classes not in ("paper", "all"):
-        classes = [c.strip() for c in args.classes.split(",") if c.strip()]
+        from .labels import names_in
+
+        classes = list(names_in(args.classes, "--classes"))
     common = {
         "classes": classes,
         "clip": inputs.clip_settings(args),
@@ -138,132 +109,177 @@ def cmd_pretrain(args: argparse.Namespace) -> None:
         "cache_dir": args.cache_dir,
     }
     train, val = ucf50(args.videos, split="train", **common), ucf50(args.videos, split="val", **common)
-    model = _new_model(args, num_classes=len(train.classes))
-    result = pretrain(model, train, val, config, freeze_encoder=not args.train_encoder, record=record_of(args))
+    start = inputs.model_start(args)
+    result = run_pretraining(
+        start, train, val, config, freeze_encoder=not args.train_encoder, record=inputs.record_of(args)
+    )
     _print_result(result, args.out_dir, "pretrained")
 
 
 def _pretrain_ssl(args: argparse.Namespace) -> None:
-    from ..data import CTPreprocessing
+    from ..data import CTPreprocessing, MedMNIST3D
     from ..errors import ConfigError
-    from ..model import SliceSequenceClassifier
+    from ..model_config import Heads
+    from ..tasks import Multiclass
     from ..train.ssl import ORDER_CLASSES, pretrain_ssl
     from .options import dataclass_from_args
 
-    if args.scans is None:
-        raise ConfigError("--scans", f"is required with --ssl {args.ssl}: the folder of unlabeled scans")
+    if (args.scans is None) == (args.medmnist is None):
+        raise ConfigError(
+            "--scans", f"or --medmnist is needed with --ssl {args.ssl} (one of them): the unlabeled scans"
+        )
     if args.videos is not None:
         raise ConfigError(
             "--videos", "and --ssl exclude each other; chain them: pretrain on videos, then --ssl --pretrained"
         )
-    inputs.refuse_model_flags(args, args.explicit)
-    native = args.resample in ("native", "spacing")
-    size = (None if native else args.num_frames, args.size, args.size)
-    preprocessing = dataclass_from_args(CTPreprocessing, args, size=size)
-    if args.pretrained:
-        execution = inputs.execution(args)
-        model = SliceSequenceClassifier.from_pretrained(args.pretrained).set_slice_execution(
-            chunk=execution.slice_chunk, checkpoint=execution.checkpoint_slices, channels_last=execution.channels_last
-        )
+    inputs.refuse_model_flags(args)
+    config = inputs.train_config(args)
+    if args.medmnist:  # the official training volumes train, the validation volumes choose the epoch
+        scans = (MedMNIST3D(args.medmnist, "train"), MedMNIST3D(args.medmnist, "val"))
+        preprocessing = None
     else:
-        model = _new_model(args, num_classes=len(ORDER_CLASSES))
+        native = args.resample in ("native", "spacing")
+        size = (None if native else args.num_frames, args.size, args.size)
+        scans, preprocessing = args.scans, dataclass_from_args(CTPreprocessing, args, size=size)
+    model = inputs.model_start(args).build(Heads({"slice_order": Multiclass(ORDER_CLASSES)}), config.seed)
     result = pretrain_ssl(
         model,
-        args.scans,
+        scans,
         args.ssl,
-        _train_config(args),
+        config,
         preprocessing=preprocessing,
         val_fraction=args.val_fraction,
         cache_dir=args.cache_dir,
-        record=record_of(args),
+        record=inputs.record_of(args),
     )
     _print_result(result, args.out_dir, f"pretrained ({args.ssl})")
 
 
-def cmd_finetune(args: argparse.Namespace) -> None:
+def _finetune_inputs(args: argparse.Namespace):
+    """What ``finetune`` and ``cv`` check and assemble before any scan is read."""
     from ..errors import ConfigError
-    from ..model import SliceSequenceClassifier
-    from ..train import finetune
+    from ..recipes import from_scratch_advice
 
     inputs.import_plugins(args.imports)
-    inputs.refuse_model_flags(args, args.explicit)
+    inputs.check_data_source(args)
+    inputs.refuse_model_flags(args)
     if args.feature_cache:
         raise ConfigError(
             "feature_cache", "applies to pretraining only (the encoder is frozen there); fine-tuning trains it"
         )
-    config = _train_config(args)
-    heads, targets = inputs.head_columns(args), inputs.slice_targets(args)
-    preprocessing = inputs.preprocessing(args)
-    train, val = (
-        inputs.labelled_scans(args, split, heads, preprocessing=preprocessing, slice_targets=targets)
-        for split in ("train", "val")
-    )
-    tasks, supervision = inputs.tasks_for(train, heads, args), inputs.slice_supervision(args, targets)
-    if args.pretrained:
-        execution = inputs.execution(args)
-        start = SliceSequenceClassifier.from_pretrained(args.pretrained).set_slice_execution(
-            chunk=execution.slice_chunk, checkpoint=execution.checkpoint_slices, channels_last=execution.channels_last
-        )
-    else:
-        start = _new_model(args, tasks=tasks, slice_supervision=supervision)
-    _, result = finetune(
-        start,
+    config = inputs.train_config(args)
+    advice = from_scratch_advice(inputs.model_start(args), config)
+    if advice:
+        say(advice)
+    targets = inputs.slice_targets(args)
+    if targets is not None and args.medmnist:
+        raise ConfigError("--slice-targets", "cannot apply to --medmnist (its volumes have no slice labels)")
+    extra = {} if args.medmnist else {"preprocessing": inputs.preprocessing(args), "slice_targets": targets}
+    return config, targets, extra
+
+
+def cmd_finetune(args: argparse.Namespace) -> None:
+    from ..recipes import run_finetuning
+
+    config, targets, extra = _finetune_inputs(args)
+    train, val = (inputs.labelled_data(args, part, **extra) for part in ("train", "val"))
+    tasks = inputs.tasks_for(train, args)
+    _, result = run_finetuning(
+        inputs.model_start(args),
         train,
         val,
         config,
         tasks=tasks,
-        slice_supervision=supervision,
+        slice_supervision=inputs.slice_supervision(args, targets),
         freeze_encoder=args.freeze_encoder,
-        record=record_of(args),
+        record=inputs.record_of(args),
     )
     _print_result(result, args.out_dir, "fine-tuned")
 
 
+def cmd_cv(args: argparse.Namespace) -> None:
+    from ..recipes import cross_validate
+
+    config, targets, extra = _finetune_inputs(args)
+    record = inputs.record_of(args)
+
+    def fold_data(fold: int):
+        args.fold = fold
+        return tuple(inputs.labelled_data(args, part, **extra) for part in ("train", "val", "test"))
+
+    result = cross_validate(
+        inputs.model_start(args),
+        fold_data,
+        args.folds,
+        config,
+        tasks_for=lambda train: inputs.tasks_for(train, args),
+        slice_supervision=inputs.slice_supervision(args, targets),
+        freeze_encoder=args.freeze_encoder,
+        record=record,
+    )
+    say(result.summary(), f"out-of-fold predictions: {result.oof_csv}", f"report: {result.report_json}")
+
+
 def cmd_evaluate(args: argparse.Namespace) -> None:
-    from ..model import SliceSequenceClassifier
-    from ..predict import check_trained_on_scans, resolve_preprocessing
+    from ..predict import check_trained_on_scans, load_predictor, resolve_preprocessing
     from ..train import evaluate
-    from .evaluation_data import evaluation_data
+    from .evaluation_data import evaluation_data, write_evaluation
 
     inputs.import_plugins(args.imports)
-    model = SliceSequenceClassifier.from_pretrained(args.checkpoint).eval()
+    model = load_predictor(args.checkpoint)
     check_trained_on_scans(model.config)
-    preprocessing = resolve_preprocessing(model, args.depth, args.size, args.rotate90, args.nan_policy)
-    data, description = evaluation_data(args, model.config, preprocessing)
-    evaluation = evaluate(model, data, device=args.device)
+    trained_on_medmnist = model.config.training_data is not None and model.config.training_data.kind == "medmnist"
+    preprocessing = (
+        None
+        if args.medmnist or (trained_on_medmnist and not args.scans)
+        else resolve_preprocessing(model, args.depth, args.size, args.rotate90, args.nan_policy)
+    )
+    data, split, description = evaluation_data(args, model.config, preprocessing)
+    evaluation = evaluate(model, data, device=args.device, progress=args.progress)
     say(f"{description}: {len(data)} scans, loss {evaluation.loss:.4f}")
-    say(evaluation.report.to_markdown(Path(args.checkpoint).name))
-    if args.report:
-        evaluation.report.save_json(args.report, split=args.split, samples=len(data), checkpoint=str(args.checkpoint))
+    write_evaluation(evaluation, split, args, say)
 
 
 def cmd_predict(args: argparse.Namespace) -> None:
+    from ..errors import ConfigError
     from ..predict import (
         load_predictor,
+        predict_dataset,
         predict_scans,
         resolve_preprocessing,
-        result_columns,
-        result_row,
+        result_table,
         write_results,
         write_submission,
     )
 
     inputs.import_plugins(args.imports)
+    if bool(args.inputs) == bool(args.medmnist):
+        raise ConfigError("inputs", "are needed: scans to predict (files or folders), or --medmnist FLAG_OR_NPZ")
+    read = [*args.inputs, args.checkpoint]
+    inputs.check_outputs({"--out": args.out, "--submission": args.submission, "--explain": args.explain}, read)
     model = load_predictor(args.checkpoint)
-    preprocessing = resolve_preprocessing(model, args.depth, args.size, args.rotate90, args.nan_policy)
-    rows = predict_scans(
-        model,
-        args.inputs,
-        preprocessing=preprocessing,
-        cache_dir=args.cache_dir,
-        device=args.device,
-        explain_dir=args.explain,
-        batch_size=args.batch_size,
-        num_workers=args.num_workers,
-        tta=[t.strip() for t in (args.tta or "").split(",") if t.strip()],
-        series=args.series,
-    )
-    say(",".join(["file_id", "file", *result_columns(model.tasks)]), *(",".join(result_row(row)) for row in rows))
+    tta = [t.strip() for t in (args.tta or "").split(",") if t.strip()]
+    common = {"device": args.device, "batch_size": args.batch_size, "tta": tta, "progress": args.progress}
+    if args.medmnist:
+        from ..data import MedMNIST3D
+
+        rows = predict_dataset(model, MedMNIST3D(args.medmnist, args.split), **common)
+    else:
+        preprocessing = resolve_preprocessing(model, args.depth, args.size, args.rotate90, args.nan_policy)
+        rows = predict_scans(
+            model,
+            args.inputs,
+            preprocessing=preprocessing,
+            cache_dir=args.cache_dir,
+            explain_dir=args.explain,
+            num_workers=args.num_workers,
+            series=args.series,
+            on_error=args.on_error,
+            **common,
+        )
+    say(result_table(rows).rstrip("\n"))
+    for path, reason in rows.skipped:
+        say(f"skipped {path}: {reason}")
     if args.out:
         say(f"results: {write_results(rows, args.out)}")
     if args.submission:
@@ -286,6 +302,7 @@ def cmd_run(args: argparse.Namespace) -> None:
         test_labels_csv=args.test_labels_csv,
         exclude=args.exclude,
         cache_dir=args.cache_dir,
+        progress=args.progress,
     )
     say(f"scored on the {result.scored_on} scans", result.table, f"table: {Path(args.out_dir) / 'table.md'}")
 
@@ -304,15 +321,24 @@ def cmd_recipe(args: argparse.Namespace) -> None:
 
 
 def cmd_export(args: argparse.Namespace) -> None:
-    from ..deploy import export_onnx, export_program, quantize_onnx
+    from ..deploy import EXPORT_FORMATS, export_onnx, export_program, quantize_onnx
     from ..errors import ConfigError
     from ..model import SliceSequenceClassifier
 
+    suffix = EXPORT_FORMATS[args.format]
+    if Path(args.out).suffix != suffix:
+        raise ConfigError(
+            "--out", f"of --format {args.format} must end in {suffix} (predict recognises the file by it)"
+        )
+    if args.format == "onnx":
+        for module in ("onnx", "onnxscript", *(("onnxruntime",) if args.int8 else ())):
+            inputs.require_package(module, "export --format onnx", "deploy")
+    elif args.int8:
+        raise ConfigError("--int8", "applies to --format onnx only")
+    inputs.check_outputs({"--out": args.out}, [args.checkpoint])
     inputs.import_plugins(args.imports)
     model = SliceSequenceClassifier.from_pretrained(args.checkpoint)
     if args.format == "torch-export":
-        if args.int8:
-            raise ConfigError("--int8", "applies to --format onnx only")
         print(f"torch.export program: {export_program(model, args.out, depth=args.depth)}")
         return
     path = export_onnx(model, args.out, depth=args.depth)
@@ -329,3 +355,32 @@ def cmd_convert_keras(args: argparse.Namespace) -> None:
     model = load_keras_h5(args.h5)
     model.save_pretrained(args.out)
     print(f"{args.h5} -> {args.out} ({model.num_classes} classes)")
+
+
+def cmd_encoders(args: argparse.Namespace) -> None:
+    from ..encoders import encoder_weights, list_encoders
+
+    inputs.import_plugins(args.imports)
+    for name in list_encoders(args.pattern, include_timm=args.timm):
+        print(name)
+        if args.weights:
+            for weights in encoder_weights(name):
+                print(f"  {weights.describe()}")
+
+
+HANDLERS = {
+    "demo": cmd_demo,
+    "synth": cmd_synth,
+    "preprocess": cmd_preprocess,
+    "pretrain": cmd_pretrain,
+    "finetune": cmd_finetune,
+    "cv": cmd_cv,
+    "evaluate": cmd_evaluate,
+    "predict": cmd_predict,
+    "run": cmd_run,
+    "recipe": cmd_recipe,
+    "export": cmd_export,
+    "convert-keras": cmd_convert_keras,
+    "encoders": cmd_encoders,
+}
+"""The function that runs each subcommand."""

@@ -1,8 +1,10 @@
-"""From parsed command-line options to what the library takes: datasets, heads, models, settings.
+"""From parsed command-line options to what the library takes: datasets, heads, model starts, settings.
 
 The command line spells every setting as the dataclass that owns it does (options generated
-from ``TrainConfig``, ``ModelConfig``, ``CTPreprocessing``, ``ClipSettings`` and ``SliceExecution``);
-this module only assembles them, and checks combinations that cannot work before any data is read.
+from ``TrainConfig``, ``Architecture``, ``CTPreprocessing``, ``ClipSettings``, ``SliceExecution``,
+``SplitSettings`` and ``LabelSettings``); this module only assembles them, and checks what
+cannot work before any data is read: options that exclude each other, a missing optional
+package, an output that would overwrite one of the command's own inputs.
 """
 
 from __future__ import annotations
@@ -10,32 +12,42 @@ from __future__ import annotations
 import argparse
 import importlib
 import importlib.util
+import os
 import sys
 from pathlib import Path
 from typing import Any
 
-from ..data import TB_CLASSES, ClipSettings, CTPreprocessing, HeadColumns, LabelledScans, SliceTargets
-from ..data.imageclef import TB_LABEL_COLUMN
-from ..data.labels import TARGET
-from ..data.preprocess import VARIABLE_DEPTH
-from ..data.slices import read_slice_indices
-from ..errors import ConfigError
-from ..model_config import ARCHITECTURE, SliceExecution
-from ..tasks import SliceSupervision, Task, tasks_from_columns
+from ..errors import ConfigError, OutputError
 from .options import dataclass_from_args
 
-TASK_KINDS = {"multiclass": "class", "multilabel": "binary", "ordinal": "level", "regression": "number"}
-"""Command-line task names and the label-column kind each reads."""
+INTERNAL = ("handler", "config", "debug", "parser", "explicit", "_required", "command", "resume", "overwrite")
+"""Parsed values that are not options of a run (or that must never rerun from its record)."""
+
+
+def record_of(args: argparse.Namespace) -> dict[str, Any]:
+    """The options of this command as a ``--config`` file maps them (what ``config.yaml`` saves).
+
+    ``--resume`` and ``--overwrite`` are left out (a rerun from the record must not replace the run
+    it came from), and plugin files are recorded by absolute path (a rerun from elsewhere finds them).
+    """
+    values = {k: v for k, v in vars(args).items() if k not in INTERNAL}
+    if values.get("imports"):
+        values["imports"] = [str(Path(m).resolve()) if m.endswith(".py") else m for m in values["imports"]]
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in values.items()}
 
 
 def import_plugins(modules: list[str] | None) -> None:
     """Import each ``--import`` module name or Python file, so the encoders and aggregators it registers exist.
 
     Raises:
-        ConfigError: a module that cannot be found or imported (its error in one line).
+        ConfigError: a file that is not ``.py``, a module that cannot be found or imported, or a
+            plugin that exits while importing (its error in one line).
     """
     for target in modules or ():
         path = Path(target)
+        looks_like_a_file = path.suffix or "/" in target or os.sep in target
+        if looks_like_a_file and path.suffix != ".py":
+            raise ConfigError("--import", f"{target}: a plugin file must be a .py file (or give a module name)")
         try:
             if path.suffix == ".py":
                 if not path.is_file():
@@ -49,75 +61,188 @@ def import_plugins(modules: list[str] | None) -> None:
                 importlib.import_module(target)
         except ConfigError:
             raise
+        except SystemExit as err:
+            raise ConfigError("--import", f"{target} called sys.exit({err.code}) while importing") from err
         except Exception as err:  # a user's module may raise anything while importing
             raise ConfigError("--import", f"{target} failed to import ({type(err).__name__}: {err})") from err
 
 
-def class_names(args: argparse.Namespace) -> tuple[tuple[str, ...] | None, int | None]:
-    """The classes and numbering of a one-head classifier: given, the ImageCLEF TB types, or from the data."""
-    if args.classes:
-        return tuple(c.strip() for c in args.classes.split(",") if c.strip()), None
-    if args.label_column == TB_LABEL_COLUMN:
-        return TB_CLASSES, 1
-    return None, None
+def require_package(module: str, flag: str, extra: str) -> None:
+    """Refuse, in one line naming the extra to install, an option whose optional package is missing."""
+    if importlib.util.find_spec(module) is None:
+        raise ConfigError(flag, f"needs the {module} package: pip install 'slicevid[{extra}]'")
 
 
-def head_columns(args: argparse.Namespace) -> dict[str, HeadColumns]:
-    """The heads the labels CSV feeds: ``--head`` options, else one ``--task`` head."""
-    if args.head:
-        return dict(_parse_head(text) for text in args.head)
-    kind = TASK_KINDS[args.task]
-    if args.label_columns:
-        columns = tuple(c.strip() for c in args.label_columns.split(",") if c.strip())
-    else:
-        columns = (args.label_column,)
-    if kind == "class":
-        names, first = class_names(args)
-        return {TARGET: HeadColumns("class", columns, names, first)}
-    levels = tuple(c.strip() for c in args.levels.split(",")) if kind == "level" and args.levels else None
-    return {TARGET: HeadColumns(kind, columns, levels)}
+def check_outputs(outputs: dict[str, str | os.PathLike | None], inputs: list[str | os.PathLike]) -> None:
+    """Refuse an output path that is one of the command's own inputs (a scan, a model, a checkpoint's files).
 
+    Args:
+        outputs: flag -> the path it writes (``None``: not written).
+        inputs: the files and folders the command reads; for a folder, every file inside counts too.
 
-def _parse_head(text: str) -> tuple[str, HeadColumns]:
-    """``"findings=multilabel:left,right"`` -> ``("findings", HeadColumns("binary", ("left", "right")))``.
-
-    A third part names classes or levels in order: ``"severity=ordinal:Severity:low,medium,high"``.
+    Raises:
+        OutputError: an output that would overwrite an input.
     """
-    try:
-        name, rest = text.split("=", 1)
-        kind, columns, *names = rest.split(":")
-    except ValueError:
-        raise ConfigError("--head", f"{text!r} must look like NAME=KIND:COLUMN[,COLUMN...][:NAME,NAME...]") from None
-    if kind not in TASK_KINDS:
-        raise ConfigError("--head", f"{text!r}: the kind must be one of {sorted(TASK_KINDS)}")
-    if len(names) > 1:
-        raise ConfigError("--head", f"{text!r} has more than three parts (NAME=KIND:COLUMNS:NAMES)")
-
-    def listed(part: str) -> tuple[str, ...]:
-        return tuple(c.strip() for c in part.split(",") if c.strip())
-
-    return name.strip(), HeadColumns(TASK_KINDS[kind], listed(columns), listed(names[0]) if names else None)
+    read: set[Path] = set()
+    for item in map(Path, inputs):
+        read.add(item.resolve())
+        if item.is_dir():
+            read.update(child.resolve() for child in item.rglob("*") if child.is_file())
+    for flag, path in outputs.items():
+        if path is not None and Path(path).resolve() in read:
+            raise OutputError(f"{flag} {path} is one of this command's inputs; choose another file to write")
 
 
-def tasks_for(dataset: LabelledScans, heads: dict[str, HeadColumns], args: argparse.Namespace) -> dict[str, Task]:
-    """The model's tasks for a labelled dataset's heads, with its class, label and level names."""
-    pairs = [tuple(p.split(":")) for p in (args.flip_pairs or "").split(",") if p]
-    return tasks_from_columns(heads, dataset.head_names, pairs)
+def check_train_settings(config) -> None:
+    """The device, the run folder and the optional packages a run needs, before any data is read."""
+    from ..devices import resolve_device
+    from ..train.run_folder import check_run_folder
+
+    resolve_device(config.device)
+    check_run_folder(config.out_dir, resume=config.resume, overwrite=config.overwrite)
+    if config.tensorboard:
+        require_package("tensorboard", "--tensorboard", "tensorboard")
 
 
-def preprocessing(args: argparse.Namespace) -> CTPreprocessing:
-    """The CT preprocessing the options describe (depth 70 unless it is the scans' own)."""
-    depth = args.depth if args.depth is not None or args.resample in VARIABLE_DEPTH else CTPreprocessing().size[0]
-    return dataclass_from_args(CTPreprocessing, args, size=(depth, args.size, args.size))
+def train_config(args: argparse.Namespace):
+    """The training settings, checked before any data is read."""
+    from ..train import TrainConfig
+
+    config = dataclass_from_args(TrainConfig, args)
+    check_train_settings(config)
+    return config
 
 
-def clip_settings(args: argparse.Namespace) -> ClipSettings:
-    """The clip settings the options describe."""
+def label_settings(args: argparse.Namespace):
+    from .labels import LabelSettings
+
+    return dataclass_from_args(LabelSettings, args)
+
+
+def split_settings(args: argparse.Namespace, **changes: Any):
+    from ..data.splits import SplitSettings
+
+    return dataclass_from_args(SplitSettings, args, **changes)
+
+
+def preprocessing(args: argparse.Namespace):
+    """The CT preprocessing the options describe (the paper's size unless given; no depth when it is native)."""
+    from ..data import CTPreprocessing
+    from ..data.preprocess import VARIABLE_DEPTH
+
+    default = CTPreprocessing().size
+    depth = None if args.resample in VARIABLE_DEPTH and args.depth is None else (args.depth or default[0])
+    side = args.size or default[1]
+    return dataclass_from_args(CTPreprocessing, args, size=(depth, side, side))
+
+
+def clip_settings(args: argparse.Namespace):
+    from ..data.clips import ClipSettings
+
     return dataclass_from_args(ClipSettings, args)
 
 
-def slice_targets(args: argparse.Namespace) -> SliceTargets | None:
+def architecture(args: argparse.Namespace):
+    """The model options as an `Architecture` (``--hidden-size`` into the aggregator's keywords)."""
+    from ..model_config import Architecture
+
+    if args.hidden_size is not None:
+        args = argparse.Namespace(
+            **{**vars(args), "aggregator_kwargs": {**args.aggregator_kwargs, "hidden_size": args.hidden_size}}
+        )
+    return dataclass_from_args(Architecture, args)
+
+
+def model_start(args: argparse.Namespace):
+    """How the command's model starts: ``--pretrained``, or a new model of the architecture options."""
+    from ..model_config import SliceExecution
+    from ..recipes import ModelStart
+
+    return ModelStart(
+        architecture(args),
+        args.encoder_weights,
+        args.init,
+        dataclass_from_args(SliceExecution, args),
+        args.pretrained,
+    )
+
+
+def refuse_model_flags(args: argparse.Namespace) -> None:
+    """A ``--pretrained`` model's architecture comes from its checkpoint: architecture options are refused."""
+    from dataclasses import fields
+
+    from ..model_config import Architecture
+
+    model_flags = (*(f.name for f in fields(Architecture)), "hidden_size", "encoder_weights", "init")
+    given = [name for name in model_flags if name in args.explicit]
+    if args.pretrained and given:
+        flags = ", ".join("--" + name.replace("_", "-") for name in given)
+        raise ConfigError(
+            flags,
+            "cannot apply to a --pretrained model (its architecture and weights come from the checkpoint); "
+            "drop them, or drop --pretrained to build a new model",
+        )
+
+
+MEDMNIST_EXCLUDES = ("scans", "labels_csv", "split_column", "group_column", "exclude", "cache_dir", "depth", "size")
+"""Options that cannot apply with ``--medmnist`` (its volumes, labels, split and size come from the file)."""
+
+
+def check_data_source(args: argparse.Namespace, *, labels: bool = True) -> None:
+    """``--medmnist`` or ``--scans`` (with ``--labels-csv``), and nothing that contradicts the choice."""
+    if args.medmnist:
+        given = [name for name in MEDMNIST_EXCLUDES if name in args.explicit]
+        label_flags = [name for name in ("head", "label_columns", "levels", "classes") if name in args.explicit]
+        if given or label_flags:
+            flags = ", ".join("--" + name.replace("_", "-") for name in given + label_flags)
+            raise ConfigError(
+                flags, "cannot apply to --medmnist: its volumes, classes, split and size come from the .npz file"
+            )
+        return
+    missing = [flag for flag, value in (("--scans", args.scans), ("--labels-csv", args.labels_csv)) if not value]
+    if missing and (labels or not args.scans):
+        raise ConfigError(" and ".join(missing), "are needed (or --medmnist FLAG_OR_NPZ for a MedMNIST 3D set)")
+
+
+def labelled_data(args: argparse.Namespace, part: str, heads=None, **kwargs: Any):
+    """One part (train, val, test) of the labelled data the options name: scans and a CSV, or MedMNIST.
+
+    With ``--folds`` (``cv``), ``args.fold`` chooses the fold whose parts these are.
+    """
+    settings = split_settings(args, **({"fold": args.fold} if getattr(args, "folds", None) else {}))
+    if args.medmnist:
+        from ..data import MedMNIST3D
+
+        if settings.folds is None:
+            return MedMNIST3D(args.medmnist, part)
+        return MedMNIST3D(args.medmnist, ("train", "val")).fold_parts(settings, args.seed)[part]
+    from ..data import LabelledScans
+
+    labels = label_settings(args)
+    return LabelledScans(
+        args.scans,
+        args.labels_csv,
+        part,
+        file_column=labels.file_column,
+        heads=heads if heads is not None else labels.head_columns(),
+        val_fraction=settings.val_fraction,
+        seed=args.seed,
+        exclude=args.exclude,
+        on_error=args.on_error,
+        cache_dir=args.cache_dir,
+        split_column=settings.split_column,
+        group_column=settings.group_column,
+        folds=settings.folds,
+        fold=settings.fold,
+        **kwargs,
+    )
+
+
+def slice_targets(args: argparse.Namespace):
     """Where per-slice targets come from (``--slice-targets`` or ``--slice-masks``), if anywhere."""
+    from ..data import SliceTargets
+    from ..data.slices import read_slice_indices
+
     if args.slice_targets and args.slice_masks:
         raise ConfigError("--slice-targets", "and --slice-masks exclude each other: give one source")
     if args.slice_targets:
@@ -127,52 +252,25 @@ def slice_targets(args: argparse.Namespace) -> SliceTargets | None:
     return None
 
 
-def slice_supervision(args: argparse.Namespace, targets: SliceTargets | None) -> SliceSupervision | None:
+def slice_supervision(args: argparse.Namespace, targets):
+    from ..tasks import SliceSupervision
+
     if targets is None:
         return None
     return SliceSupervision((targets.label,), args.slice_weight, args.slice_pool_into, args.slice_pool)
 
 
-def labelled_scans(args: argparse.Namespace, split: str, heads: dict[str, HeadColumns], **kwargs: Any) -> LabelledScans:
-    """The CT split the options describe."""
-    return LabelledScans(
-        args.scans,
-        args.labels_csv,
-        split,
-        file_column=args.file_column,
-        heads=heads,
-        val_fraction=args.val_fraction,
-        seed=args.seed,
-        exclude=args.exclude,
-        on_error=args.on_error,
-        cache_dir=args.cache_dir,
-        **kwargs,
-    )
+def tasks_for(dataset, args: argparse.Namespace):
+    """The model's tasks for the training data: its heads' class, label and level names (MedMNIST: its classes)."""
+    from ..keys import TARGET
+    from ..tasks import Multiclass, tasks_from_columns
 
-
-def architecture(args: argparse.Namespace) -> dict[str, Any]:
-    """The model options as ``create_model`` keyword arguments."""
-    values = {name: getattr(args, name) for name in ARCHITECTURE if name != "in_channels"}
-    if args.hidden_size is not None:
-        values["aggregator_kwargs"] = {**values["aggregator_kwargs"], "hidden_size": args.hidden_size}
-    return values
-
-
-def execution(args: argparse.Namespace) -> SliceExecution:
-    return dataclass_from_args(SliceExecution, args)
-
-
-MODEL_FLAGS = (*[n for n in ARCHITECTURE if n != "in_channels"], "hidden_size", "encoder_weights", "init")
-"""Options that describe a new model's architecture or start (they cannot apply to a ``--pretrained`` one)."""
-
-
-def refuse_model_flags(args: argparse.Namespace, explicit: set[str]) -> None:
-    """A ``--pretrained`` model's architecture comes from its checkpoint: architecture options are refused."""
-    given = [name for name in MODEL_FLAGS if name in explicit]
-    if args.pretrained and given:
-        flags = ", ".join("--" + name.replace("_", "-") for name in given)
-        raise ConfigError(
-            flags,
-            "cannot apply to a --pretrained model (its architecture and weights come from the checkpoint); "
-            "drop them, or drop --pretrained to build a new model",
-        )
+    if args.medmnist:
+        return {TARGET: Multiclass(dataset.class_names)}
+    labels = label_settings(args)
+    tasks = tasks_from_columns(labels.head_columns(), dataset.head_names, labels.flip_label_pairs())
+    named = {name for task in tasks.values() for pair in getattr(task, "flip_pairs", ()) for name in pair}
+    unknown = sorted({name for pair in labels.flip_label_pairs() for name in pair} - named)
+    if unknown:
+        raise ConfigError("--flip-pairs", f"name {unknown}, which no multilabel head holds as a pair")
+    return tasks

@@ -1,14 +1,17 @@
 """Command-line options generated from dataclasses, and ``--config`` files read through them.
 
-Every field of a settings dataclass (``TrainConfig``, the architecture part of ``ModelConfig``,
-``CTPreprocessing``) becomes an option: the flag from the field name (``plateau_factor`` ->
-``--plateau-factor``, or the field's ``metadata["flags"]``), the default from the field, the
-choices from its ``Literal`` type, and the help from the ``Attributes:``/``Args:`` section of
-the class docstring. Nothing is copied by hand, so nothing drifts, and every field is reachable.
+Every field of a settings dataclass (``TrainConfig``, ``Architecture``, ``CTPreprocessing``,
+``SplitSettings``, ``LabelSettings`` ...) becomes an option: the flag from the field name
+(``plateau_factor`` -> ``--plateau-factor``, or the field's ``metadata["flags"]``), the default
+from the field, the choices from its ``Literal`` type (or ``metadata["choices"]``), a repeatable
+option where ``metadata["action"]`` is ``"append"``, and the help from the ``Attributes:``/``Args:``
+section of the class docstring. Nothing is copied by hand, so nothing drifts, and every field
+is reachable.
 
 A ``--config`` file (YAML or JSON) maps option names (``batch_size``) to values; it is turned
 into command-line tokens placed before the explicit ones, so argparse checks types and
-choices the same way, and explicit flags win.
+choices the same way, and explicit flags win. A repeatable option's list becomes the flag
+once per value, so a run's saved ``config.yaml`` reruns it.
 """
 
 from __future__ import annotations
@@ -104,12 +107,18 @@ def add_dataclass_options(
         else:
             default = item.default if item.default is not MISSING else item.default_factory()
         flags = item.metadata.get("flags", (f"--{item.name.replace('_', '-')}",))
+        settings = _argument_settings(hints[item.name])
+        if item.metadata.get("action") == "append":
+            settings = {"action": "append", "type": str, "metavar": item.metadata.get("metavar")}
+            default = None  # argparse appends to a copy of a list default; None keeps "not given" visible
+        if "choices" in item.metadata:
+            settings["choices"] = item.metadata["choices"]
         group.add_argument(
             *flags,
             dest=item.name,
             default=default,
             help=item.metadata.get("help", docs.get(item.name, "")),
-            **_argument_settings(hints[item.name]),
+            **settings,
         )
         added.append(item.name)
     return added
@@ -118,6 +127,9 @@ def add_dataclass_options(
 def dataclass_from_args(cls: type, args: argparse.Namespace, **extra: Any):
     """An instance of ``cls`` from the parsed options of its fields (plus ``extra``)."""
     values = {f.name: getattr(args, f.name) for f in fields(cls) if hasattr(args, f.name)}
+    for item in fields(cls):
+        if item.metadata.get("action") == "append" and values.get(item.name) is None:
+            values.pop(item.name, None)  # not given: the field's default
     for name, value in values.items():
         if isinstance(value, list):
             values[name] = tuple(value)
@@ -154,6 +166,8 @@ def config_tokens(parser: argparse.ArgumentParser, values: dict[str, Any], sourc
                 raise ConfigError(f"{source}:", f"setting {name!r} takes true or false, got {value!r}")
             if value or isinstance(action, argparse.BooleanOptionalAction):
                 tokens.append(flag if value else f"--no-{flag.removeprefix('--')}")
+        elif isinstance(value, list) and isinstance(action, argparse._AppendAction):
+            tokens += [token for item in value for token in (flag, str(item))]  # a repeatable option, once per value
         elif isinstance(value, list):
             if action.nargs in (None, "?"):
                 raise ConfigError(f"{source}:", f"setting {name!r} takes one value, got the list {value}")

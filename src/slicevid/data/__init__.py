@@ -1,4 +1,4 @@
-"""Data: CT loading and windowing, ImageCLEF TBT, UCF videos, batching, caching, synthetic data."""
+"""Data: CT loading and windowing, ImageCLEF TBT, MedMNIST 3D, UCF videos, batching, caching, synthetic data."""
 
 from .batching import LengthBucketSampler, pad_collate
 from .cache import VolumeCache
@@ -7,6 +7,7 @@ from .ct import hu_window, load_ct
 from .imageclef import TB_CLASSES, ImageCLEFTBT, read_label_csv
 from .labelled import LabelledScans, find_scans
 from .labels import HeadColumns, read_label_table, scan_id
+from .medmnist import MEDMNIST_3D, MedMNIST3D
 from .preprocess import CTPreprocessing
 from .pytorchvideo_sources import PyTorchVideoClips, from_pytorchvideo, hmdb51, kinetics
 from .slices import SliceTargets, read_slice_indices
@@ -15,6 +16,7 @@ from .video import VideoClipDataset
 from .volumes import CTVolumeDataset
 
 __all__ = [
+    "MEDMNIST_3D",
     "TB_CLASSES",
     "UCF50_PAPER_CLASSES",
     "CTPreprocessing",
@@ -24,6 +26,7 @@ __all__ = [
     "ImageCLEFTBT",
     "LabelledScans",
     "LengthBucketSampler",
+    "MedMNIST3D",
     "PyTorchVideoClips",
     "SliceTargets",
     "VideoClipDataset",

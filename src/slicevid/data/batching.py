@@ -16,8 +16,7 @@ import numpy as np
 import torch
 from torch.utils.data import Sampler, default_collate
 
-SLICES = "slices"
-"""Key of the per-slice targets ``(D, labels)`` in a sample's target dict (and of the slice logits)."""
+from ..keys import SLICES
 
 
 def pad_to(tensors: Sequence[torch.Tensor], dim: int, value: float = 0.0) -> torch.Tensor:

@@ -30,6 +30,8 @@ from ..errors import ConfigError, DataError
 
 CACHE_VERSION = 2
 _DTYPES = {"float16": np.float16, "uint8": np.uint8, "float32": np.float32}
+CACHE_DTYPES = tuple(_DTYPES)
+"""Storage types of cached volumes, the default first."""
 
 
 def source_identity(path: str | os.PathLike) -> list:

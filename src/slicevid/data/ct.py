@@ -17,7 +17,7 @@ import logging
 import os
 import warnings
 from pathlib import Path
-from typing import TypeVar
+from typing import Literal, TypeVar, get_args
 
 import numpy as np
 import torch
@@ -25,11 +25,13 @@ import torch
 from ..errors import ConfigError, DataError
 
 ArrayT = TypeVar("ArrayT", np.ndarray, torch.Tensor)
-NIFTI_SUFFIXES = (".nii", ".nii.gz")
+NIFTI_SUFFIXES = (".nii.gz", ".nii")
+"""NIfTI file endings, longest first (a name loses the first one it ends with)."""
 DICOM_SUFFIXES = (".dcm", ".dicom")
 """Names that mark DICOM files (others are recognised by their content)."""
 DEFAULT_HU_WINDOW = (-1000.0, 400.0)
-NAN_POLICIES = ("raise", "replace")
+NanPolicy = Literal["raise", "replace"]
+NAN_POLICIES: tuple[str, ...] = get_args(NanPolicy)
 
 
 def is_nifti(path: str | os.PathLike) -> bool:

@@ -25,6 +25,7 @@ import torch
 from ..metrics import balanced_class_weights
 from .labelled import LabelledScans
 from .labels import TARGET, HeadColumns, read_label_table
+from .splits import VAL_FRACTION
 
 TB_CLASSES = ("Infiltrative", "Focal", "Tuberculoma", "Miliary", "Fibro-cavernous")
 TB_FILE_COLUMN, TB_LABEL_COLUMN = "FileName", "TypeOfTB"
@@ -76,7 +77,7 @@ class ImageCLEFTBT(LabelledScans):
         labels_csv: str | os.PathLike | None = None,
         split: str = "train",
         *,
-        val_fraction: float = 0.2,
+        val_fraction: float = VAL_FRACTION,
         seed: int = 0,
         file_column: str = TB_FILE_COLUMN,
         label_column: str = TB_LABEL_COLUMN,

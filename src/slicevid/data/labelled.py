@@ -27,7 +27,7 @@ from .cache import check_cache_dir
 from .ct import is_nifti
 from .labels import TARGET, HeadColumns, read_label_table, scan_id
 from .provenance import TrainingData
-from .splits import holdout_split
+from .splits import VAL_FRACTION, SplitSettings, holdout_split, split_parts
 from .volumes import CTVolumeDataset
 
 SPLITS = ("train", "val", "all", "test")
@@ -135,11 +135,19 @@ class LabelledScans(CTVolumeDataset):
             validation scans do not change.
         exclude: scans to leave out before splitting: names, or a text file of names.
         on_error: ``"raise"`` or ``"skip"`` rows whose scan is missing (and scans that fail to load).
+        split_column: a CSV column naming each scan's part (``train``, ``val``, ``test``): the
+            split is that column's, not drawn.
+        group_column: a CSV column of group ids (patients): a group's scans never sit in two parts.
+        folds: cross-validation: the number of folds; ``split="test"`` is then fold ``fold``, and
+            ``"train"``/``"val"`` split the other folds by ``val_fraction``.
+        fold: the held-out fold (0 .. folds - 1).
         **kwargs: `CTVolumeDataset` options (``preprocessing``, ``cache_dir``,
             ``slice_targets``, ``transform``, ``workers`` ...).
 
-    The split is stratified by the first class or level head (missing labels form their own
-    group), and made over the rows in CSV order, like scikit-learn's ``train_test_split``.
+    A drawn split is stratified by the first class or level head (missing labels form their
+    own group), grouped by ``group_column`` when given, and made over the rows in CSV order,
+    like scikit-learn's ``train_test_split``. ``split="test"`` with a labels CSV is the test
+    part of a split column or the held-out fold; ``"all"`` is every labelled scan.
     """
 
     def __init__(
@@ -153,28 +161,37 @@ class LabelledScans(CTVolumeDataset):
         classes: Sequence[str] | None = None,
         first_label: int | None = None,
         heads: Mapping[str, HeadColumns] | None = None,
-        val_fraction: float = 0.2,
+        val_fraction: float = VAL_FRACTION,
         seed: int = 0,
         label_fraction: float = 1.0,
         exclude: Iterable[str] | str | os.PathLike | None = None,
         on_error: str = "raise",
+        split_column: str | None = None,
+        group_column: str | None = None,
+        folds: int | None = None,
+        fold: int = 0,
         **kwargs: Any,
     ) -> None:
         self.split = check_choice("split", split, SPLITS)
         if not 0 < label_fraction <= 1:
             raise ConfigError("label_fraction", f"must lie in (0, 1], got {label_fraction}")
+        settings = SplitSettings(val_fraction, split_column, group_column, folds, fold)
         check_cache_dir(kwargs.get("cache_dir"))
         root = Path(root)
         if not root.is_dir():
             raise DataError(f"{root}: scan folder not found")
-        self.spec = TrainingData(
+        self.spec = TrainingData(  # absolute paths: evaluate and --resume find the data from any folder
             kind="ct",
-            root=str(root),
-            labels_csv=str(labels_csv) if labels_csv is not None else None,
+            root=os.path.abspath(root),
+            labels_csv=os.path.abspath(labels_csv) if labels_csv is not None else None,
             file_column=file_column,
             val_fraction=val_fraction,
             seed=seed,
-            split_by="stratified",
+            split_by="column" if split_column else "stratified",
+            split_column=split_column,
+            group_column=group_column,
+            folds=folds,
+            fold=fold,
             exclude=tuple(sorted(read_exclusions(exclude))),
             label_fraction=label_fraction,
         )
@@ -187,21 +204,18 @@ class LabelledScans(CTVolumeDataset):
         heads = (
             dict(heads) if heads else {TARGET: HeadColumns("class", (label_column or "label",), classes, first_label)}
         )
-        table = read_label_table(labels_csv, file_column, heads)
+        extra = [column for column in (split_column, group_column) if column]
+        table = read_label_table(labels_csv, file_column, heads, extra=extra)
         self.spec = replace(
             self.spec,
             label_columns={head: spec.columns for head, spec in heads.items()},
             first_label=first_label,
         )
         table, skipped = self._locate(root, labels_csv, table, set(self.spec.exclude), on_error)
-        if split in ("train", "val"):
-            stratify = next((table.targets[h] for h, spec in heads.items() if spec.kind in ("class", "level")), None)
-            train, val = holdout_split(len(table.names), val_fraction, seed, stratify=stratify)
-            if split == "train" and label_fraction < 1:
-                train = _stratified_share(train, label_fraction, seed, None if stratify is None else stratify[train])
-            table = table.select(train if split == "train" else val)
+        if split != "all":
+            table = self._part(table, heads, settings, seed, label_fraction, labels_csv)
         sources = [resolve_scan(root, name) for name in table.names]
-        one_classifier = list(heads) == [TARGET]
+        one_classifier = list(heads) == [TARGET] and heads[TARGET].kind == "class"  # class indices, not a dict
         super().__init__(
             sources,
             table.targets[TARGET] if one_classifier else None,
@@ -215,6 +229,30 @@ class LabelledScans(CTVolumeDataset):
         if skipped:
             self.skipped = skipped + self.skipped
             warn_skipped("row(s)", [reason for _, reason in skipped])
+
+    def _part(self, table, heads, settings: SplitSettings, seed: int, label_fraction: float, labels_csv):
+        """The rows of this dataset's part of the split."""
+        if self.split == "test" and settings.split_column is None and settings.folds is None:
+            raise DataError(
+                f"split='test' of {labels_csv} needs a split column (--split-column) or folds: otherwise every "
+                "labelled scan is a training or validation scan; use split='all' to score them all"
+            )
+        stratify = next((table.targets[h] for h, spec in heads.items() if spec.kind in ("class", "level")), None)
+        parts = split_parts(
+            len(table.names),
+            settings,
+            seed,
+            stratify=stratify,
+            groups=table.columns.get(settings.group_column),
+            assigned=table.columns.get(settings.split_column),
+            lines=table.lines,
+        )
+        chosen = parts[self.split]
+        if self.split == "train" and label_fraction < 1:
+            chosen = _stratified_share(chosen, label_fraction, seed, None if stratify is None else stratify[chosen])
+        if len(chosen) == 0:
+            raise DataError(f"the {self.split} part of {labels_csv} holds no scan")
+        return table.select(chosen)
 
     def _locate(self, root: Path, labels_csv, table, excluded: set[str], on_error: str):
         """The rows whose scans exist (others raise, or are skipped), with excluded scans left out."""

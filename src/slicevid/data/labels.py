@@ -36,12 +36,13 @@ import numpy as np
 
 from .._registry import check_choice, suggest
 from ..errors import DataError
+from ..keys import TARGET
+from .ct import NIFTI_SUFFIXES
 
-TARGET = "target"
-"""The name of the only head of a one-head model (and of its column's targets)."""
+__all__ = ["LABEL_KINDS", "TARGET", "HeadColumns", "LabelTable", "read_csv_rows", "read_label_table", "scan_id"]
+
 LabelKind = Literal["class", "binary", "level", "number"]
 LABEL_KINDS = ("class", "binary", "level", "number")
-NIFTI_SUFFIXES = (".nii.gz", ".nii")
 _TRUE, _FALSE = {"1", "1.0", "true", "yes", "y", "positive", "pos"}, {"0", "0.0", "false", "no", "n", "negative", "neg"}
 
 
@@ -102,12 +103,14 @@ class LabelTable:
         targets: per head, an array of targets (``(rows,)``, or ``(rows, labels)`` for binary heads).
         head_names: per head, its class, label or level names (the score's name for numbers).
         lines: the CSV line of each row (for messages).
+        columns: the raw cells of each other column asked for (a split or group column).
     """
 
     names: list[str]
     targets: dict[str, np.ndarray]
     head_names: dict[str, tuple[str, ...]]
     lines: list[int] = field(default_factory=list)
+    columns: dict[str, list[str]] = field(default_factory=dict)
 
     def select(self, keep: Sequence[int]) -> LabelTable:
         """The rows ``keep``, in that order."""
@@ -117,11 +120,17 @@ class LabelTable:
             {head: values[keep] for head, values in self.targets.items()},
             self.head_names,
             [self.lines[i] for i in keep],
+            {column: [cells[i] for i in keep] for column, cells in self.columns.items()},
         )
 
 
-def read_label_table(csv_path: str | os.PathLike, file_column: str, heads: Mapping[str, HeadColumns]) -> LabelTable:
-    """Read a labels CSV into one target array per head.
+def read_label_table(
+    csv_path: str | os.PathLike,
+    file_column: str,
+    heads: Mapping[str, HeadColumns],
+    extra: Sequence[str] = (),
+) -> LabelTable:
+    """Read a labels CSV into one target array per head (and the raw cells of ``extra`` columns).
 
     A scan listed twice with the same targets is kept once (with a warning); two rows that give
     one scan different targets are an error naming both lines.
@@ -130,6 +139,7 @@ def read_label_table(csv_path: str | os.PathLike, file_column: str, heads: Mappi
         csv_path: the labels file.
         file_column: its column of scan names.
         heads: head name -> the columns that feed it and how to read them.
+        extra: other columns to keep as text (a split column, a patient column).
 
     Raises:
         DataError: the CSV is missing, not UTF-8, lacks a column (close names are suggested), lists
@@ -138,16 +148,18 @@ def read_label_table(csv_path: str | os.PathLike, file_column: str, heads: Mappi
     """
     csv_path = Path(csv_path)
     columns, lines = read_csv_rows(csv_path)
-    wanted = [file_column, *(c for spec in heads.values() for c in spec.columns)]
+    wanted = [file_column, *(c for spec in heads.values() for c in spec.columns), *extra]
     missing = [c for c in wanted if c not in columns]
     if missing:
         hint = suggest(missing[0], columns)
         raise DataError(
             f"{csv_path}: missing column(s) {missing}; found {columns}.{hint} "
-            "Pass --file-column / --label-column(s) (file_column= / heads= in Python) to match your CSV."
+            "Pass --file-column / --label-column(s) / --split-column / --group-column (file_column=, heads=, "
+            "split_column=, group_column= in Python) to match your CSV."
         )
     rows: dict[str, int] = {}  # scan id -> row index
     names, cells, line_numbers, merged = [], {h: [] for h in heads}, [], []
+    kept = {column: [] for column in extra}
     for line, raw in lines:
         name = raw[file_column]
         if not name:
@@ -168,12 +180,14 @@ def read_label_table(csv_path: str | os.PathLike, file_column: str, heads: Mappi
         line_numbers.append(line)
         for head in heads:
             cells[head].append(row_cells[head])
+        for column in extra:
+            kept[column].append(raw[column])
     if merged:
         warnings.warn(f"{csv_path}: merged {len(merged)} duplicate row(s): {'; '.join(merged[:5])}", stacklevel=3)
     targets, head_names = {}, {}
     for head, spec in heads.items():
         targets[head], head_names[head] = _parse_head(csv_path, spec, cells[head], line_numbers, names)
-    return LabelTable(names, targets, head_names, line_numbers)
+    return LabelTable(names, targets, head_names, line_numbers, kept)
 
 
 def _describe(heads: Mapping[str, HeadColumns], cells: Mapping[str, tuple[str, ...]]) -> str:
@@ -229,6 +243,9 @@ def _binary(csv_path: Path, spec: HeadColumns, cells, lines) -> np.ndarray:
                     f"{csv_path}, line {line}: {spec.columns[k]!r} is {value!r}; expected 1/0, yes/no, "
                     "true/false, or an empty cell for a missing label"
                 )
+    empty = [column for column, values in zip(spec.columns, targets.T, strict=True) if np.isnan(values).all()]
+    if empty:
+        raise DataError(f"{csv_path}: column(s) {empty} hold no label at all; a head cannot learn from them")
     return targets
 
 

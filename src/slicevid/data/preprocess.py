@@ -15,8 +15,8 @@ import numpy as np
 
 from .._registry import check_choice
 from ..errors import ConfigError
-from ..resample import SELECTIONS, ZOOM_MODES, select_slices, spline_interpolated_zoom
-from .ct import DEFAULT_HU_WINDOW, NAN_POLICIES, hu_window, load_ct
+from ..resample import SELECTIONS, ZOOM_MODES, ZoomMode, select_slices, spline_interpolated_zoom
+from .ct import DEFAULT_HU_WINDOW, NAN_POLICIES, NanPolicy, hu_window, load_ct
 
 Resample = Literal["siz", "even", "first", "middle", "last", "native", "spacing"]
 RESAMPLERS: tuple[str, ...] = get_args(Resample)
@@ -49,9 +49,9 @@ class CTPreprocessing:
     resample: Resample = "siz"
     order: int = 1
     rotate90: bool = False
-    zoom_mode: Literal["nearest", "constant"] = "nearest"
+    zoom_mode: ZoomMode = "nearest"
     slice_spacing: float | None = None
-    nan_policy: Literal["raise", "replace"] = "raise"
+    nan_policy: NanPolicy = "raise"
 
     def __post_init__(self) -> None:
         for name, choices in (

@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from ..errors import CheckpointError
 
-DataKind = Literal["ct", "video", "other"]
+DataKind = Literal["ct", "video", "medmnist", "other"]
 
 
 @dataclass(frozen=True)
@@ -21,15 +21,20 @@ class TrainingData:
     """Where a model's training and validation samples came from, and how they were split.
 
     Attributes:
-        kind: ``"ct"`` (scans), ``"video"`` (action clips) or ``"other"``.
-        root: the scan or video folder.
+        kind: ``"ct"`` (scans), ``"video"`` (action clips), ``"medmnist"`` (a MedMNIST 3D file) or ``"other"``.
+        root: the scan or video folder (the ``.npz`` file for MedMNIST).
         labels_csv: the labels file (CT).
         file_column: its column of scan names.
         label_columns: per head, the columns of its targets.
         first_label: the integer of the first class where integers name given classes (``None``: inferred).
         val_fraction: validation share of the split.
         seed: seed of the split.
-        split_by: how the split was drawn (``"stratified"``, ``"random"``, ``"group"``, ``"keras"``).
+        split_by: how the split was drawn (``"stratified"``, ``"random"``, ``"group"``, ``"keras"``,
+            ``"column"``, ``"official"``).
+        split_column: the labels-CSV column that named each scan's part, if one did.
+        group_column: the labels-CSV column of group ids (patients) the split kept together, if any.
+        folds: the number of cross-validation folds, if the run was one fold of them.
+        fold: which fold was held out.
         exclude: scan ids left out before the split.
         label_fraction: share of the training split that was used (a learning curve's subsets).
         train_count: training samples.
@@ -45,6 +50,10 @@ class TrainingData:
     val_fraction: float | None = None
     seed: int | None = None
     split_by: str | None = None
+    split_column: str | None = None
+    group_column: str | None = None
+    folds: int | None = None
+    fold: int = 0
     exclude: tuple[str, ...] = ()
     label_fraction: float = 1.0
     train_count: int = 0
@@ -77,5 +86,9 @@ class TrainingData:
             "val_fraction": self.val_fraction,
             "seed": self.seed,
             "split_by": self.split_by,
+            "split_column": self.split_column,
+            "group_column": self.group_column,
+            "folds": self.folds,
+            "fold": self.fold,
             "exclude": self.exclude,
         }

@@ -32,6 +32,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from .._progress import progress_bar
 from ..errors import DataError
 from .clips import ClipSettings
 from .provenance import TrainingData
@@ -108,11 +109,9 @@ def from_pytorchvideo(
         DataError: the dataset yields no clip, a clip without video, fewer frames than
             ``num_frames`` (with ``clip.short="drop"``), or a label outside ``classes``.
     """
-    from tqdm import tqdm
-
     settings = (clip or ClipSettings()).merged(**clip_fields)
     frames, raw_labels, names = [], [], []
-    bar = tqdm(desc="decode clips", unit="clip", total=clips, leave=False, disable=not progress)
+    bar = progress_bar(enabled=progress, desc="decode clips", unit="clip", total=clips, leave=False)
     while clips is None or len(frames) < clips:
         drawn = len(frames)
         for sample in dataset:

@@ -28,6 +28,8 @@ from ..errors import DataError
 from .labels import read_csv_rows, scan_id
 
 _RANGE = re.compile(r"^(\d+)\s*-\s*(\d+)$")
+MAX_SLICES = 10_000
+"""More slices than any scan has: a range beyond it is a typo, refused before it is expanded."""
 
 
 @dataclass(frozen=True)
@@ -73,7 +75,11 @@ class SliceTargets:
                 return None
             indices = np.asarray(list(self.indices[scan]), dtype=np.int64)
             if len(indices) and (indices.min() < 0 or indices.max() >= depth):
-                raise DataError(f"slice indices {indices.tolist()} of {scan} fall outside its {depth} slices")
+                outside = indices[(indices < 0) | (indices >= depth)]
+                raise DataError(
+                    f"slice indices of {scan} reach {outside.min()}..{outside.max()}, "
+                    f"outside its {depth} slices (0..{depth - 1})"
+                )
             profile = np.zeros(depth, dtype=np.float32)
             profile[indices] = 1.0
             return profile
@@ -106,23 +112,43 @@ def read_slice_indices(csv_path: str | os.PathLike, file_column: str = "FileName
         column: its column of slice lists.
 
     Raises:
-        DataError: a missing column, or a cell that is not a list of indices (the line is named).
+        DataError: a missing column, a cell that is not a list of indices, a range that runs
+            backwards or past any scan's depth, or a scan listed twice with other slices (lines named).
     """
     csv_path = Path(csv_path)
     columns, rows = read_csv_rows(csv_path)
     missing = [c for c in (file_column, column) if c not in columns]
     if missing:
         raise DataError(f"{csv_path}: missing column(s) {missing}; found {columns}")
-    table = {}
+    table: dict[str, list[int]] = {}
+    lines: dict[str, int] = {}
     for line, row in rows:
-        indices: list[int] = []
-        for part in filter(None, (p.strip() for p in row[column].split(";"))):
-            match = _RANGE.match(part)
-            if match:
-                indices += range(int(match.group(1)), int(match.group(2)) + 1)
-            elif part.isdigit():
-                indices.append(int(part))
-            else:
-                raise DataError(f"{csv_path}, line {line}: slices {row[column]!r}; expected indices like 3;4;5 or 3-5")
-        table[scan_id(row[file_column])] = indices
+        indices = _indices(row[column], f"{csv_path}, line {line}")
+        key = scan_id(row[file_column])
+        if key in table and sorted(table[key]) != sorted(indices):
+            raise DataError(
+                f"{csv_path}: {key} is listed on line {lines[key]} and again, with other slices, on line {line}"
+            )
+        table[key], lines[key] = indices, line
     return table
+
+
+def _indices(cell: str, where: str) -> list[int]:
+    """The indices of one cell: ``3;4;5``, ``3-5``, ``3-5;9``."""
+    indices: list[int] = []
+    for part in filter(None, (p.strip() for p in cell.split(";"))):
+        match = _RANGE.match(part)
+        if match:
+            first, last = int(match.group(1)), int(match.group(2))
+            if last < first:
+                raise DataError(f"{where}: slice range {part!r} runs backwards; write it as {last}-{first}")
+            if last >= MAX_SLICES:
+                raise DataError(
+                    f"{where}: slice range {part!r} reaches past {MAX_SLICES} slices, more than any scan has"
+                )
+            indices += range(first, last + 1)
+        elif part.isdigit():
+            indices.append(int(part))
+        else:
+            raise DataError(f"{where}: slices {cell!r}; expected indices like 3;4;5 or 3-5")
+    return indices

@@ -15,13 +15,14 @@ import re
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import Literal, get_args
 
 import numpy as np
 
 from .._registry import check_choice
 from ..errors import ConfigError, DataError
 from .clips import ClipSettings
-from .splits import holdout_split, keras_validation_split
+from .splits import VAL_FRACTION, holdout_split, keras_validation_split
 from .video import VIDEO_SUFFIXES, VideoClipDataset
 
 UCF50_PAPER_CLASSES = (
@@ -30,7 +31,9 @@ UCF50_PAPER_CLASSES = (
 )  # fmt: skip
 """The ten UCF50 classes the paper pretrained on (1,366 clips)."""
 
-SPLIT_BY = ("random", "group", "keras")
+SplitBy = Literal["random", "group", "keras"]
+SPLIT_BY: tuple[str, ...] = get_args(SplitBy)
+"""How clips split into training and validation: at random, by UCF group (scene), or as the authors' Keras did."""
 VIDEO_SPLITS = ("all", "train", "val", "test")
 _GROUP = re.compile(r"_g(\d+)_c\d+", re.IGNORECASE)
 
@@ -73,7 +76,7 @@ def ucf50(
     *,
     clip: ClipSettings | None = None,
     split: str = "all",
-    val_fraction: float = 0.2,
+    val_fraction: float = VAL_FRACTION,
     seed: int = 0,
     split_by: str = "random",
     short: str | None = None,

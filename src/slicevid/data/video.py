@@ -26,6 +26,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from .._progress import progress_bar
 from .._registry import check_choice
 from ..errors import DataError, warn_skipped
 from .cache import VolumeCache
@@ -94,12 +95,10 @@ class VideoClipDataset(Dataset):
         self.classes = tuple(classes)
         self.cache = VolumeCache(cache_dir) if cache_dir is not None else None
         self.skipped: list[tuple[str, str]] = []
-        from tqdm import tqdm
-
         self.files, labels_kept, self.frame_counts, self.fps = [], [], [], []
         pairs = list(zip(files, labels, strict=True))
         check = "decode videos" if on_error == "skip" else "probe videos"
-        for path, label in tqdm(pairs, desc=check, unit="clip", leave=False, disable=len(pairs) < 200):
+        for path, label in progress_bar(pairs, enabled=len(pairs) >= 200, desc=check, unit="clip", leave=False):
             reason = self._admit(Path(path), int(label), labels_kept)
             if reason is not None:
                 self.skipped.append((str(path), reason))

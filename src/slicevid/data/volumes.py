@@ -12,6 +12,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from .._progress import progress_bar
 from .._registry import check_choice
 from ..errors import ConfigError, DataError, warn_skipped
 from .batching import SLICES
@@ -177,7 +178,6 @@ class CTVolumeDataset(Dataset):
         Returns:
             ``(file, reason)`` of every scan skipped so far.
         """
-        from tqdm import tqdm
 
         def attempt(index: int) -> str | None:
             try:
@@ -190,12 +190,12 @@ class CTVolumeDataset(Dataset):
 
         with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
             results = list(
-                tqdm(
+                progress_bar(
                     pool.map(attempt, range(len(self))),
+                    enabled=progress,
                     total=len(self),
                     desc="preprocess",
                     unit="scan",
-                    disable=not progress,
                 )
             )
         failed = [i for i, reason in enumerate(results) if reason is not None]

@@ -15,8 +15,10 @@ from . import compact, vgg
 from .compact import CompactCNN
 from .registry import (
     TIMM_PREFIX,
+    EncoderWeights,
     canonical_encoder_name,
     create_encoder,
+    encoder_weights,
     list_encoders,
     register_encoder,
     size_error,
@@ -28,11 +30,13 @@ from .vgg import VGG16Encoder
 __all__ = [
     "TIMM_PREFIX",
     "CompactCNN",
+    "EncoderWeights",
     "TimmEncoder",
     "VGG16Encoder",
     "canonical_encoder_name",
     "compact",
     "create_encoder",
+    "encoder_weights",
     "list_encoders",
     "register_encoder",
     "size_error",

@@ -87,6 +87,23 @@ def local_timm_weights(name: str) -> Path:
     )
 
 
+def timm_weights(name: str) -> tuple[str, tuple[float, ...], tuple[float, ...]] | None:
+    """Where timm model ``name``'s default pretrained weights come from, and their input mean and std."""
+    from timm.models import get_pretrained_cfg
+
+    try:
+        config = get_pretrained_cfg(name)
+    except RuntimeError:  # timm raises this for a name it does not know
+        return None
+    if config is None or not (config.hf_hub_id or config.url):
+        return None
+    where = (
+        f"{config.hf_hub_id} in the Hugging Face cache" if config.hf_hub_id else f"{config.url} in the torch hub cache"
+    )
+    source = f"timm's default pretrained weights ({config.tag or 'untagged'}): {where}"
+    return source, tuple(config.mean), tuple(config.std)
+
+
 def create_timm_encoder(name: str, weights: str | None, in_chans: int, kwargs: dict) -> TimmEncoder:
     """A `TimmEncoder`; ``weights="imagenet"`` uses the locally cached pretrained file."""
     if weights not in (None, "imagenet"):

@@ -23,7 +23,7 @@ from torch import Tensor, nn
 
 from ..errors import CheckpointError, WeightsNotFoundError
 from ..weights import adapt_first_conv, keras_cache_file, load_into, read_h5_datasets, read_state_dict, torch_hub_file
-from .registry import register_encoder
+from .registry import EncoderWeights, register_encoder
 
 TORCHVISION_VGG16_URL = "https://download.pytorch.org/models/vgg16-397923af.pth"
 KERAS_VGG16_NOTOP = "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5"
@@ -120,7 +120,19 @@ def named_vgg16_state(weights: str) -> dict[str, torch.Tensor]:
     raise WeightsNotFoundError(f"vgg16 has no weights named {weights!r}; expected 'imagenet' or 'keras-imagenet'")
 
 
-@register_encoder("vgg16")
+VGG16_WEIGHTS = (
+    EncoderWeights("imagenet", "torchvision's VGG16_Weights.IMAGENET1K_V1: vgg16-397923af.pth in the torch hub cache"),
+    EncoderWeights(
+        "keras-imagenet",
+        f"Keras's {KERAS_VGG16_NOTOP} in $KERAS_HOME/models or ~/.keras/models (the authors' start)",
+        mean=(123.68 / 255, 116.779 / 255, 103.939 / 255),  # Keras's "caffe" convention: mean subtracted, not scaled
+        std=(1 / 255, 1 / 255, 1 / 255),
+    ),
+)
+"""The weights vgg16 knows by name, with their input conventions."""
+
+
+@register_encoder("vgg16", weights=VGG16_WEIGHTS)
 def vgg16(weights: str | None = None, in_chans: int = 3) -> VGG16Encoder:
     """The paper's VGG-16 encoder.
 

@@ -11,19 +11,23 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass
+from typing import ClassVar
 
 from .._io import atomic_write_text
-
-LOWER_IS_BETTER = ("loss", "mae", "rmse")
-"""Metric name endings for which smaller values are better (everything else: larger)."""
-
 
 REPORT_KINDS: dict[str, type] = {}
 """Report classes by name, to rebuild a report from its JSON (`report_from_dict()`)."""
 
 
 class Report:
-    """Base of the report types; subclasses are frozen dataclasses."""
+    """Base of the report types; subclasses are frozen dataclasses.
+
+    Each declares, in ``HIGHER_IS_BETTER``, every metric `metrics()` may return and whether a
+    larger value is better, as torchmetrics' ``higher_is_better`` does: training reads it to
+    check ``monitor`` before the first epoch and to know which way the kept epoch improves.
+    """
+
+    HIGHER_IS_BETTER: ClassVar[dict[str, bool]] = {}
 
     def __init_subclass__(cls, **kwargs) -> None:
         super().__init_subclass__(**kwargs)
@@ -82,8 +86,16 @@ def metrics_table(reports: dict[str, Report]) -> str:
 
 
 def lower_is_better(metric: str) -> bool:
-    """Whether a smaller value of ``metric`` (``"val_loss"``, ``"val_findings_mae"`` ...) is better."""
-    return metric.endswith(LOWER_IS_BETTER)
+    """Whether a smaller value of ``metric`` (``"val_loss"``, ``"val_findings_mae"`` ...) is better.
+
+    The direction is the one the report kinds declare for the metric the name ends with (a loss
+    is minimised); a name no report declares is taken as larger-is-better.
+    """
+    declared = {"loss": False}
+    for kind in REPORT_KINDS.values():
+        declared.update(kind.HIGHER_IS_BETTER)
+    endings = sorted((name for name in declared if metric == name or metric.endswith("_" + name)), key=len)
+    return bool(endings) and not declared[endings[-1]]
 
 
 def cell(value: float | None) -> str:

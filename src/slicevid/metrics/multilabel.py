@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from typing import ClassVar
 
 import numpy as np
 
@@ -39,6 +40,8 @@ class MultilabelReport(Report):
     thresholds: tuple[float, ...]
     support: tuple[int, ...]
     counted: tuple[int, ...]
+
+    HIGHER_IS_BETTER: ClassVar[dict[str, bool]] = {"mean_auc": True, "min_auc": True, "macro_f1": True}
 
     @property
     def num_samples(self) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from typing import ClassVar
 
 import numpy as np
 
@@ -27,6 +28,8 @@ class OrdinalReport(Report):
     accuracy: float
     mae: float
     confusion: tuple[tuple[int, ...], ...]
+
+    HIGHER_IS_BETTER: ClassVar[dict[str, bool]] = {"qwk": True, "accuracy": True, "mae": False}
 
     @property
     def num_samples(self) -> int:

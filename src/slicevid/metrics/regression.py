@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import ClassVar
 
 import numpy as np
 
@@ -26,6 +27,8 @@ class RegressionReport(Report):
     rmse: float
     spearman: float | None
     count: int
+
+    HIGHER_IS_BETTER: ClassVar[dict[str, bool]] = {"mae": False, "rmse": False, "spearman": True}
 
     @property
     def num_samples(self) -> int:

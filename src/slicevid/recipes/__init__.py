@@ -8,21 +8,29 @@ makes slicevid's choices where they are better or more general (documented besid
 `demo_recipe()` is ``slicevid demo``'s.
 """
 
+from .crossval import CrossValidation, cross_validate
 from .named import RECIPES, demo_recipe, named_recipe, slicevid_recipe, viptt_reproduction
 from .recipe import PAPER_CONFIGURATIONS, Configuration, CTLabels, Recipe
 from .runner import RecipeResult, clip_splits, held_out_scans, run_recipe, scan_splits, stage_folder
+from .stage import ModelStart, from_scratch_advice, run_finetuning, run_pretraining
 
 __all__ = [
     "PAPER_CONFIGURATIONS",
     "RECIPES",
     "CTLabels",
     "Configuration",
+    "CrossValidation",
+    "ModelStart",
     "Recipe",
     "RecipeResult",
     "clip_splits",
+    "cross_validate",
     "demo_recipe",
+    "from_scratch_advice",
     "held_out_scans",
     "named_recipe",
+    "run_finetuning",
+    "run_pretraining",
     "run_recipe",
     "scan_splits",
     "slicevid_recipe",

@@ -12,7 +12,7 @@ from ..data.clips import ClipSettings
 from ..data.imageclef import TB_CLASSES
 from ..data.preprocess import AUTHORS_CT_PREPROCESSING, CTPreprocessing
 from ..data.ucf import UCF50_PAPER_CLASSES
-from ..model_config import ModelConfig
+from ..model_config import Architecture
 from ..train.config import TrainConfig
 from .recipe import PAPER_CONFIGURATIONS, Configuration, CTLabels, Recipe
 
@@ -93,7 +93,7 @@ def demo_recipe(quick: bool = False) -> Recipe:
     }
     return Recipe(
         name="slicevid demo",
-        model=ModelConfig(
+        model=Architecture(
             encoder="compact_cnn",
             encoder_kwargs={"widths": (8, 16, 32, 64)},
             aggregator_kwargs={"hidden_size": hidden},

@@ -3,7 +3,7 @@
 A recipe holds the model, the clip settings, the CT preprocessing, both stages' training
 settings, the starting weights and initialisation, the augmentation, the label columns, and
 the configurations to run (the rows of the paper's Table 1: No PT, PT, PT+CW, PT+CW+AUG, or
-any others). Every default comes from the dataclass that owns it ([`ModelConfig`][slicevid.ModelConfig],
+any others). Every default comes from the dataclass that owns it ([`Architecture`][slicevid.model_config.Architecture],
 [`ClipSettings`][slicevid.data.ClipSettings], [`CTPreprocessing`][slicevid.data.CTPreprocessing],
 [`TrainConfig`][slicevid.train.TrainConfig]); a recipe only says where it differs.
 
@@ -14,19 +14,27 @@ It reads and writes YAML: ``slicevid recipe show NAME`` prints a named recipe in
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from .._io import atomic_write_text
 from .._registry import check_literal_fields, suggest
+from ..augment import Augmentation
 from ..data.clips import ClipSettings
+from ..data.ct import NanPolicy
 from ..data.labels import TARGET, HeadColumns
 from ..data.preprocess import CTPreprocessing
+from ..data.splits import VAL_FRACTION
+from ..data.ucf import SplitBy
 from ..errors import ConfigError
-from ..model_config import ARCHITECTURE, ModelConfig, SliceExecution
+from ..model_config import Architecture, SliceExecution
+from ..predict import SubmissionIds
+from ..presets import Init
 from ..tasks import SliceSupervision
 from ..train.config import TrainConfig, read_config_file
+from .stage import ModelStart
 
 
 @dataclass(frozen=True)
@@ -47,6 +55,15 @@ class Configuration:
     augment: bool = False
     encoder_weights: bool = True
     frozen_encoder: bool = False
+
+
+RESERVED_FOLDERS = ("pretrain", "cache")
+"""Folders the runner writes beside the configurations' own."""
+
+
+def folder_name(configuration: str) -> str:
+    """A configuration's folder name, made file-name safe: ``"PT+CW"`` -> ``"PT_CW"``, ``"No PT"`` -> ``"No_PT"``."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", configuration.replace("+", "_")).strip("_.")
 
 
 PAPER_CONFIGURATIONS = {
@@ -123,37 +140,54 @@ class Recipe:
     """
 
     name: str = "experiment"
-    model: ModelConfig = field(default_factory=ModelConfig)
+    model: Architecture = field(default_factory=Architecture)
     encoder_weights: str | None = "imagenet"
-    init: Literal["pytorch", "keras"] = "pytorch"
+    init: Init = "pytorch"
     execution: SliceExecution = field(default_factory=SliceExecution)
     video: ClipSettings = field(default_factory=ClipSettings)
     video_classes: tuple[str, ...] | None = None
-    video_split: Literal["random", "group", "keras"] = "random"
-    video_val_fraction: float = 0.2
+    video_split: SplitBy = "random"
+    video_val_fraction: float = VAL_FRACTION
     pretrain_frozen_encoder: bool = True
     labels: CTLabels = field(default_factory=CTLabels)
     slice_supervision: SliceSupervision | None = None
     preprocessing: CTPreprocessing = field(default_factory=CTPreprocessing)
-    val_fraction: float = 0.2
+    val_fraction: float = VAL_FRACTION
     label_fraction: float = 1.0
-    test_nan_policy: Literal["raise", "replace"] = "replace"
+    test_nan_policy: NanPolicy = "replace"
     pretrain: TrainConfig = field(default_factory=TrainConfig)
     finetune: TrainConfig = field(default_factory=TrainConfig)
-    augment: Literal["paper", "notebook", "torchio"] = "paper"
+    augment: Augmentation = "paper"
     configurations: dict[str, Configuration] = field(default_factory=lambda: dict(PAPER_CONFIGURATIONS))
-    submission_ids: Literal["stem", "filename"] = "stem"
+    submission_ids: SubmissionIds = "stem"
 
     def __post_init__(self) -> None:
         check_literal_fields(self)
         if not self.configurations:
             raise ConfigError("configurations", "must name at least one configuration to run")
+        folders: dict[str, str] = {}
+        for name in self.configurations:
+            folder = folder_name(str(name))
+            if not folder or folder in RESERVED_FOLDERS:
+                raise ConfigError("configurations", f"{name!r} makes no usable folder name ({folder!r}); rename it")
+            if folder in folders:
+                raise ConfigError(
+                    "configurations", f"{folders[folder]!r} and {name!r} would share the folder {folder!r}"
+                )
+            folders[folder] = name
         if self.video_classes is not None:
             object.__setattr__(self, "video_classes", tuple(self.video_classes))
 
     @property
     def needs_pretraining(self) -> bool:
         return any(c.pretrained for c in self.configurations.values())
+
+    def model_start(self, pretrained: str | os.PathLike | None = None, encoder_weights: bool = True) -> ModelStart:
+        """How a stage's model starts: from ``pretrained`` (a saved model), else new, its encoder from the
+        recipe's encoder weights (random without ``encoder_weights``); the recipe's slice execution either way."""
+        return ModelStart(
+            self.model, self.encoder_weights if encoder_weights else None, self.init, self.execution, pretrained
+        )
 
     def replace(self, **changes: Any) -> Recipe:
         return replace(self, **changes)
@@ -168,9 +202,7 @@ class Recipe:
         values: dict[str, Any] = {}
         for item in fields(self):
             value = getattr(self, item.name)
-            if item.name == "model":
-                value = {name: getattr(value, name) for name in ARCHITECTURE}
-            elif item.name == "preprocessing":
+            if item.name == "preprocessing":
                 value = value.params()
             elif item.name == "configurations":
                 value = {name: asdict(config) for name, config in value.items()}
@@ -193,16 +225,11 @@ class Recipe:
         """
         _check_keys(values, [f.name for f in fields(cls)], source)
         parsed: dict[str, Any] = dict(values)
-        nested = {
-            "model": (ModelConfig, list(ARCHITECTURE)),
-            "execution": (SliceExecution, None),
-            "video": (ClipSettings, None),
-            "labels": (CTLabels, None),
-        }
+        nested = {"model": Architecture, "execution": SliceExecution, "video": ClipSettings, "labels": CTLabels}
         try:
-            for key, (kind, allowed) in nested.items():
+            for key, kind in nested.items():
                 if key in values:
-                    parsed[key] = _build(kind, values[key], f"{source}: {key}", allowed)
+                    parsed[key] = _build(kind, values[key], f"{source}: {key}")
             if "preprocessing" in values:
                 _check_keys(
                     values["preprocessing"], [f.name for f in fields(CTPreprocessing)], f"{source}: preprocessing"
@@ -240,14 +267,22 @@ class Recipe:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> Recipe:
-        """Read a recipe written by `save()` (or edited by hand)."""
-        return cls.from_dict(read_config_file(path), source=str(path))
+        """Read a recipe written by `save()` (or edited by hand).
+
+        Raises:
+            ConfigError: an unreadable or empty file (an empty recipe is not the default one), or
+                settings that do not validate.
+        """
+        values = read_config_file(path)
+        if not values:
+            raise ConfigError(f"{path}:", "holds no settings; start from slicevid recipe show NAME")
+        return cls.from_dict(values, source=str(path))
 
 
-def _build(kind: type, values: Any, source: str, allowed: list[str] | None = None):
+def _build(kind: type, values: Any, source: str):
     if not isinstance(values, dict):
         raise ConfigError(f"{source}:", f"expected a mapping of settings, got {values!r}")
-    _check_keys(values, allowed or [f.name for f in fields(kind)], source)
+    _check_keys(values, [f.name for f in fields(kind)], source)
     converted = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
     return kind(**converted)
 

@@ -16,12 +16,9 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-
-import torch
 
 from .._io import atomic_write_text
 from ..data.labelled import LabelledScans
@@ -30,15 +27,14 @@ from ..data.ucf import ucf50
 from ..data.video import VideoClipDataset
 from ..errors import DataError, RunFolderError
 from ..metrics import ClassificationReport, Report, format_table, metrics_table, report_from_dict
-from ..model import SliceSequenceClassifier, create_model
-from ..model_config import ARCHITECTURE
+from ..model import SliceSequenceClassifier
 from ..plots import plot_confusion_matrix
 from ..predict import predict_scans, write_submission
-from ..presets import apply_init
 from ..tasks import tasks_from_columns
-from ..train import TrainConfig, evaluate, finetune, pretrain
+from ..train import TrainConfig, evaluate
 from ..train.checkpoint import LAST_CHECKPOINT
-from .recipe import Configuration, Recipe
+from .recipe import Configuration, Recipe, folder_name
+from .stage import run_finetuning, run_pretraining
 
 DONE = "done.json"
 """What a finished stage writes into its folder."""
@@ -71,13 +67,13 @@ class RecipeResult:
 
 
 def stage_folder(out: Path, name: str) -> Path:
-    """The folder of a configuration: its name with ``+`` and spaces made file-name safe.
+    """The folder of a configuration: its name with ``+`` and spaces made file-name safe (`folder_name`).
 
     Args:
         out: the experiment's folder.
         name: the configuration's name (``"PT+CW"``).
     """
-    return out / re.sub(r"[^A-Za-z0-9_.-]+", "_", name.replace("+", "_")).strip("_")
+    return out / folder_name(name)
 
 
 def run_recipe(
@@ -174,8 +170,10 @@ def _claim_folder(out: Path, recipe: Recipe) -> None:
 
 
 def _stage_config(settings: TrainConfig, folder: Path, progress: bool) -> TrainConfig:
-    """A stage's training settings in ``folder``: resumed when a killed run left a checkpoint there."""
-    return replace(settings, out_dir=str(folder), resume=(folder / LAST_CHECKPOINT).is_file(), progress=progress)
+    """A stage's training settings in ``folder``: resumed when a killed run left a checkpoint there, its
+    progress bars shown only when both the recipe's stage and the caller ask for them."""
+    resume = (folder / LAST_CHECKPOINT).is_file()
+    return replace(settings, out_dir=str(folder), resume=resume, progress=progress and settings.progress)
 
 
 def _table(reports: dict[str, Report]) -> str:
@@ -185,21 +183,6 @@ def _table(reports: dict[str, Report]) -> str:
     return metrics_table(reports)
 
 
-def new_model(recipe: Recipe, heads: dict, encoder_weights: bool = True) -> SliceSequenceClassifier:
-    """A model of the recipe's architecture, its heads given (``num_classes=`` or ``tasks=``), seeded."""
-    torch.manual_seed(recipe.finetune.seed)
-    weights = recipe.encoder_weights if encoder_weights else None
-    model = create_model(
-        **heads,
-        encoder_weights=weights,
-        slice_chunk=recipe.execution.slice_chunk,
-        checkpoint_slices=recipe.execution.checkpoint_slices,
-        channels_last=recipe.execution.channels_last,
-        **{name: getattr(recipe.model, name) for name in ARCHITECTURE},
-    )
-    return apply_init(model, recipe.init, pretrained_encoder=weights is not None)
-
-
 def _pretrain(recipe: Recipe, videos: Path, folder: Path, cache: Path, progress: bool):
     """The pretrained model's folder, its validation accuracy and seconds (from ``done.json`` when finished)."""
     if (folder / DONE).is_file():
@@ -207,9 +190,8 @@ def _pretrain(recipe: Recipe, videos: Path, folder: Path, cache: Path, progress:
         return folder / "best", done["val_accuracy"], done["seconds"]
     train, val = clip_splits(recipe, videos, cache)
     started = time.perf_counter()
-    model = new_model(recipe, {"num_classes": len(train.classes)})
     config = _stage_config(recipe.pretrain, folder, progress)
-    fitted = pretrain(model, train, val, config, freeze_encoder=recipe.pretrain_frozen_encoder)
+    fitted = run_pretraining(recipe.model_start(), train, val, config, freeze_encoder=recipe.pretrain_frozen_encoder)
     seconds = round(time.perf_counter() - started, 1)
     accuracy = fitted.evaluation.report.accuracy
     atomic_write_text(folder / DONE, json.dumps({"seconds": seconds, "val_accuracy": accuracy}) + "\n")
@@ -310,10 +292,17 @@ def _finetune(
         class_weights=configuration.class_weights,
         augment=recipe.augment if configuration.augment else "none",
     )
-    heads = {"tasks": tasks, "slice_supervision": recipe.slice_supervision}
-    start = pretrained if configuration.pretrained else new_model(recipe, heads, configuration.encoder_weights)
+    start = recipe.model_start(pretrained if configuration.pretrained else None, configuration.encoder_weights)
     started = time.perf_counter()
-    _, fitted = finetune(start, train, val, settings, **heads, freeze_encoder=configuration.frozen_encoder)
+    _, fitted = run_finetuning(
+        start,
+        train,
+        val,
+        settings,
+        tasks=tasks,
+        slice_supervision=recipe.slice_supervision,
+        freeze_encoder=configuration.frozen_encoder,
+    )
     record = {
         "report": fitted.evaluation.report.as_json(),
         "best_epoch": fitted.best_epoch,
@@ -325,7 +314,7 @@ def _finetune(
 
 def _score_on_test(recipe: Recipe, name: str, folder: Path, test, labelled: bool, result: RecipeResult) -> None:
     """The kept weights on the test scans: a report and a confusion matrix, or a submission."""
-    model = SliceSequenceClassifier.from_pretrained(folder / "best").eval()
+    model = SliceSequenceClassifier.from_pretrained(folder / "best", execution=recipe.execution).eval()
     device = recipe.finetune.device
     if labelled:
         report = evaluate(model, test, batch_size=recipe.finetune.batch_size, device=device, progress=False).report

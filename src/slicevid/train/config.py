@@ -23,12 +23,15 @@ from typing import Literal
 
 from .._io import atomic_write_text
 from .._registry import check_literal_fields
+from ..augment import Augmentation
 from ..errors import ConfigError
+from ..tasks import ClassWeightMode
 
 Optimizer = Literal["sgd", "adam", "adamw"]
-ClassWeightMode = Literal["keras", "normalized"]
-Augment = Literal["none", "paper", "notebook", "torchio"]
+Augment = Literal["none", Augmentation]
 Amp = Literal["auto", "bf16", "off"]
+ThresholdRule = Literal["youden", "sensitivity", "argmax"]
+Calibration = Literal["none", "temperature"]
 
 
 @dataclass
@@ -48,9 +51,10 @@ class TrainConfig:
         plateau_cooldown: epochs to wait after a cut before counting again.
         early_stopping_patience: stop after this many epochs without a new best monitored value (0: never).
         monitor: what chooses the kept epoch and early stopping: "val_loss" (the paper's) or a validation
-            metric such as "val_kappa", "val_mean_auc", "val_qwk", "val_mae" ("val_<task>_<metric>" with
-            several heads). Loss and error metrics are minimised, the others maximised. The learning-rate
-            plateau always watches the validation loss.
+            metric such as "val_auc", "val_kappa", "val_mean_auc", "val_qwk", "val_mae" (val_TASK_METRIC with
+            several heads). Each metric declares whether larger is better; a name the model's heads do not
+            report is refused before the first epoch. The learning-rate plateau always watches the validation
+            loss.
         class_weights: weight the loss by balanced class weights of the training split ("CW"); for
             multi-label heads, positives by negatives / positives per label.
         class_weight_mode: "keras" (mean of w[y] * loss, as Keras's class_weight) or "normalized"
@@ -59,6 +63,15 @@ class TrainConfig:
             authors' notebook variant) or "torchio" (study-consistent 3D affine and intensity).
         precise_bn: recompute BatchNorm statistics over this many training batches before each
             validation (0 keeps the running averages, which lag when weights change fast).
+        threshold: how a two-class head's decision threshold is chosen on the validation scans after
+            training, and saved with the model: "youden" (maximise sensitivity + specificity - 1),
+            "sensitivity" (the highest threshold reaching target_sensitivity) or "argmax" (none: the more
+            probable class, i.e. 0.5). Multi-label heads get per-label thresholds of best F1.
+        target_sensitivity: the sensitivity the "sensitivity" threshold rule must reach.
+        calibrate: "temperature" fits each multi-class head's softmax temperature on the validation
+            scans after training (saved with the model; used by predict and the ONNX export), or "none".
+        time_limit: a wall-clock budget: stop after the epoch during which training passed this many
+            seconds (not set: only epochs limit the run).
         seed: seed for initialisation order, shuffling, augmentation and dropout.
         drop_last: leave out each epoch's batch that is smaller than ``batch_size``: a model
             whose BatchNorm sees one value per channel (a 3D CNN pooled to 1 x 1 x 1) cannot
@@ -95,6 +108,10 @@ class TrainConfig:
     class_weight_mode: ClassWeightMode = "keras"
     augment: Augment = "none"
     precise_bn: int = 0
+    threshold: ThresholdRule = "youden"
+    target_sensitivity: float = 0.9
+    calibrate: Calibration = "none"
+    time_limit: float | None = None
     seed: int = 0
     drop_last: bool = False
     num_workers: int = field(default=0, metadata={"flags": ("--num-workers", "--workers")})
@@ -132,6 +149,10 @@ class TrainConfig:
                 raise ConfigError(name, f"must be a finite number, got {value!r}")
         if not self.lr > 0:
             raise ConfigError("lr", f"must be positive, got {self.lr}")
+        if not 0 < self.target_sensitivity <= 1:
+            raise ConfigError("target_sensitivity", f"must lie in (0, 1], got {self.target_sensitivity}")
+        if self.time_limit is not None and not self.time_limit > 0:
+            raise ConfigError("time_limit", f"must be a positive number of seconds, got {self.time_limit}")
         if not 0 < self.plateau_factor < 1:
             raise ConfigError("plateau_factor", f"must lie in (0, 1), got {self.plateau_factor}")
         if not (isinstance(self.monitor, str) and self.monitor.startswith("val_")):
@@ -169,26 +190,42 @@ class TrainConfig:
 def read_config_file(path: str | os.PathLike) -> dict:
     """A flat mapping of settings from a YAML or JSON file.
 
+    ``.json`` files are read as JSON, every other file as YAML (of which JSON is a part). YAML
+    aliases (``*name``) are refused: a few nested ones expand into gigabytes (a "billion laughs").
+
     Raises:
-        ConfigError: the file does not exist, is not UTF-8, does not parse, or is not a mapping.
+        ConfigError: the file does not exist or is a folder, is not UTF-8, does not parse, uses an
+            alias, or is not a mapping.
     """
     path = Path(path)
     if not path.is_file():
-        raise ConfigError("Config file", f"not found: {path}")
+        raise ConfigError("Config file", f"{'is a folder' if path.is_dir() else 'not found'}: {path}")
     try:
         text = path.read_text(encoding="utf-8")
-        if path.suffix in (".yaml", ".yml"):
-            import yaml
-
-            values = yaml.safe_load(text) or {}
-        else:
-            values = json.loads(text)
+        values = json.loads(text) if path.suffix.lower() == ".json" else _read_yaml(text)
     except UnicodeDecodeError as err:
         raise ConfigError(f"{path}:", f"not UTF-8 text ({err})") from err
     except json.JSONDecodeError as err:
         raise ConfigError(f"{path}:", f"not valid JSON ({err})") from err
+    except ConfigError as err:
+        raise ConfigError(f"{path}:", err.reason) from err
     except Exception as err:  # yaml.YAMLError and its many subclasses
         raise ConfigError(f"{path}:", f"not valid YAML ({str(err).splitlines()[0]})") from err
+    if values is None:
+        values = {}
     if not isinstance(values, dict):
         raise ConfigError(f"{path}:", f"expected a mapping of settings, got {type(values).__name__}")
     return values
+
+
+def _read_yaml(text: str):
+    """YAML without aliases, whose expansion a small file can turn into gigabytes."""
+    import yaml
+
+    class NoAliases(yaml.SafeLoader):
+        def compose_node(self, parent, index):
+            if self.check_event(yaml.AliasEvent):
+                raise ConfigError("YAML", "aliases (*name) are not allowed in slicevid's settings files")
+            return super().compose_node(parent, index)
+
+    return yaml.load(text, Loader=NoAliases)

@@ -2,6 +2,9 @@
 
 One loop serves one CPU, one GPU and many GPUs under torchrun, and any model: a
 [`SliceSequenceClassifier`][slicevid.SliceSequenceClassifier] or a plain ``nn.Module`` (see `.network`). Each
+epoch trains, validates, keeps the best weights by ``config.monitor`` and checkpoints; every
+other policy (the learning-rate plateau, early stopping, the time budget, TensorBoard, the
+temperature and the decision thresholds) is a callback (`slicevid.train.callbacks`). Each
 epoch reseeds from ``config.seed + epoch`` (shuffling, augmentation, dropout), and the last
 checkpoint holds the model, the kept weights, the optimizer, the `TrainState` and the
 settings that made them, so a resumed run reaches the same weights as an uninterrupted one,
@@ -14,23 +17,24 @@ import contextlib
 import math
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from .._io import atomic_write_text
+from .._progress import progress_bar
 from ..augment import make_augmentation
 from ..devices import autocast, autocast_dtype_for, resolve_device
 from ..errors import ConfigError, DataError, RunFolderError, TrainingDivergedError
-from ..metrics import best_f1_thresholds, lower_is_better
 from ..model import SliceSequenceClassifier
-from ..model_config import ModelConfig
+from ..model_config import ModelConfig, Provenance
 from ..pretrained import write_pretrained
-from ..tasks import Multilabel
+from ..tasks import Task
+from .callbacks import Callback, default_callbacks
 from .checkpoint import LAST_CHECKPOINT, load_checkpoint, save_checkpoint
 from .config import TrainConfig
 from .datasets import data_spec, dataset_targets, input_spec
@@ -40,9 +44,9 @@ from .features import HeadOnly, extract_features
 from .loaders import collate_for, training_loader
 from .network import ModelOutputs, describe_model, named_tasks
 from .objective import Objective, batch_targets
-from .optim import PlateauLR, make_optimizer
+from .optim import make_optimizer
 from .precise_bn import recompute_batchnorm
-from .reporting import TensorBoardLog, epoch_line, write_history_csv, write_run_report
+from .reporting import RunReport, epoch_line, monitored_metrics, write_history_csv
 from .resume import resume_differences
 from .run_folder import RunFolder, open_run_folder
 from .state import FitResult, TrainState
@@ -51,13 +55,15 @@ DIVERGENCE_FACTOR = 1e3
 """A batch loss this many times the run's first one means training diverged."""
 
 
-class _Trainer:
-    """State of one ``fit`` call; its methods are the steps of the loop.
+class Trainer:
+    """State of one ``fit`` call; its methods are the steps of the loop (what callbacks see).
 
     ``model`` is the user's model; ``network`` is the module the forward and backward passes
     call (``model`` returning a dict of outputs, or its heads alone on cached features,
     possibly wrapped by DDP or ``torch.compile``); ``description`` is the trained model's
-    [`ModelConfig`][slicevid.ModelConfig] (the model's own for a slicevid model).
+    [`ModelConfig`][slicevid.ModelConfig], set on a slicevid model once, when training ends;
+    ``tasks`` its heads; ``state`` the `TrainState`; ``last_outputs`` the logits and targets of
+    the latest validation.
     """
 
     def __init__(
@@ -68,6 +74,7 @@ class _Trainer:
         config: TrainConfig,
         class_names: Sequence[str] | None,
         folder: RunFolder | None,
+        callbacks: Sequence[Callback] = (),
     ) -> None:
         self.model, self.config, self.folder = model, config, folder
         self.out_dir = folder.path if folder is not None else None
@@ -78,9 +85,13 @@ class _Trainer:
         self.writes = folder is not None
         self.verbose = config.progress and self.context.is_main
         self.description = self._describe(train_data, val_data, class_names)
-        if isinstance(model, SliceSequenceClassifier):
-            model.config = self.description
-        self.tasks = dict(self.description.tasks)
+        self.tasks: dict[str, Task] = dict(self.description.tasks)
+        self.monitored = monitored_metrics(self.tasks)
+        if config.monitor not in self.monitored:
+            valid = ", ".join(sorted(self.monitored))
+            raise ConfigError("monitor", f"{config.monitor!r} is not a validation value of this model; one of {valid}")
+        if config.calibrate == "temperature" and not any(t.kind == "multiclass" for t in self.tasks.values()):
+            raise ConfigError("calibrate", "'temperature' scales a multi-class head's softmax; this model has none")
         self.autocast_dtype = autocast_dtype_for(config.amp, self.device)
         self.augmentation = make_augmentation(config.augment)
         model.to(self.device)
@@ -92,13 +103,6 @@ class _Trainer:
         balances = self._balances(train_data) if config.class_weights else {}
         self.objective = Objective(self.tasks, balances, config.class_weight_mode, self.description.slice_supervision)
         self.optimizer = make_optimizer(config, [p for p in model.parameters() if p.requires_grad])
-        self.plateau = PlateauLR(
-            self.optimizer,
-            config.plateau_factor,
-            config.plateau_patience,
-            config.plateau_min_delta,
-            config.plateau_cooldown,
-        )
         if self.context.enabled:
             ids = [self.device.index] if self.device.type == "cuda" else None
             self.network = nn.parallel.DistributedDataParallel(self.network, device_ids=ids)
@@ -106,17 +110,17 @@ class _Trainer:
             self.network = torch.compile(self.network)
         self.state = TrainState()
         self.best_weights = self._snapshot()
-        self.tensorboard = TensorBoardLog(self.out_dir) if config.tensorboard and self.writes else None
+        self.user_callbacks = list(callbacks)
+        self.callbacks: list[Callback] = []
+        self.last_outputs: tuple[dict, dict] | None = None
 
     def _describe(self, train_data: Dataset, val_data: Dataset | None, class_names) -> ModelConfig:
         """The trained model's config: its heads named after the data's classes, its input and data described."""
         config = describe_model(self.model, train_data, class_names)
         return config.replace(
-            tasks=named_tasks(config.tasks, train_data, class_names),
-            num_classes=None,
-            class_names=(),
-            training_data=data_spec(train_data, val_data),
-            **input_spec(train_data),
+            heads=replace(config.heads, tasks=named_tasks(config.tasks, train_data, class_names)),
+            inputs=replace(config.inputs, **input_spec(train_data)),
+            provenance=Provenance(data_spec(train_data, val_data)),
         )
 
     def _cache_features(self, train_data, val_data):
@@ -184,23 +188,25 @@ class _Trainer:
         self.best_weights = saved["best"]
         self.optimizer.load_state_dict(saved["optimizer"])
         self.state = saved["state"]
-        if self.state.plateau:
-            self.plateau.load_state_dict(self.state.plateau)
         if self.verbose:
             print(f"Resuming {self.checkpoint_path} after epoch {self.state.epoch}")
 
-    # ------------------------------------------------------------------ one epoch
-    def train_epoch(self, epoch: int) -> float:
-        from tqdm import tqdm  # not tqdm.auto: its asyncio base starts a DataLoader an extra time
+    def start_callbacks(self) -> None:
+        """The policies the settings ask for, then the user's (after a resume, so they read its state)."""
+        self.callbacks = [*default_callbacks(self), *self.user_callbacks]
 
+    # ------------------------------------------------------------------ one epoch
+    def train_epoch(self, epoch: int, started: float | None = None) -> float:
+        """Train one epoch; returns its mean loss. ``started`` (the run's start) asks for the time to
+        the first batch to be printed."""
         torch.manual_seed(self.config.seed + epoch)  # dropout and any model randomness
         augment_rng = torch.Generator().manual_seed(10_007 * (self.config.seed + 1) + epoch)
         loader = self._loader(self.train_data, epoch)
         self.network.train()
         self.optimizer.zero_grad(set_to_none=True)
         total, count = torch.zeros(1, dtype=torch.float64), 0
-        bar = tqdm(
-            loader, desc=f"epoch {epoch + 1}/{self.config.epochs}", unit="batch", leave=False, disable=not self.verbose
+        bar = progress_bar(
+            loader, enabled=self.verbose, desc=f"epoch {epoch + 1}/{self.config.epochs}", unit="batch", leave=False
         )
         for step, (inputs, targets, lengths) in enumerate(bar):
             inputs = inputs.to(self.device, non_blocking=True)
@@ -219,6 +225,8 @@ class _Trainer:
             total += loss.detach().double().cpu() * len(inputs)
             count += len(inputs)
             bar.set_postfix(loss=f"{loss.item():.4f}")
+            if started is not None and step == 0 and self.context.is_main:
+                print(f"first training batch done {time.perf_counter() - started:.1f}s after the start", flush=True)
         broadcast_buffers(self.context, self.model)
         sums = gather_tensors(self.context, torch.cat([total, torch.tensor([float(count)], dtype=torch.float64)]))[0]
         sums = sums.view(-1, 2).sum(0)
@@ -278,13 +286,13 @@ class _Trainer:
             num_workers=self.config.num_workers,
             collate=collate_for(self.val_data),
         )
+        self.last_outputs = (outputs, targets)
         evaluation = make_evaluation(outputs, targets, self.tasks, slice_loss)
         if epoch is not None and not math.isfinite(evaluation.loss):
             raise TrainingDivergedError(
                 f"Validation loss became {evaluation.loss} after epoch {epoch + 1}: the "
                 "validation data hold NaN or infinite values (or no targets), or the model produces them"
             )
-        self.last_outputs = (outputs, targets)
         return evaluation
 
     # ------------------------------------------------------------------ end of an epoch
@@ -294,25 +302,16 @@ class _Trainer:
         if self.val_data is not None:
             self.recompute_batchnorm(epoch)
             row.update({f"val_{k}": v for k, v in self.validate(epoch).metrics().items()})
-            if self.config.monitor not in row:
-                raise ConfigError(
-                    "monitor", f"{self.config.monitor!r} is not a validation value of this model: {sorted(row)[3:]}"
-                )
         row["seconds"] = round(time.perf_counter() - started, 3)
         self.state.history.append(row)
         self.state.epoch = epoch + 1
         if self.context.is_main:
-            print(epoch_line(row, self.config.epochs), flush=True)
-        if self.tensorboard is not None:
-            self.tensorboard.log(row)
+            print(epoch_line(row, self.config.epochs, self.tasks), flush=True)
         return row
 
     def update_best(self, row: dict) -> None:
         """Keep the weights of the best monitored value (the last epoch's without validation data)."""
         loss = row.get("val_loss")
-        if loss is not None:
-            self.plateau.step(loss)
-            self.state.plateau = self.plateau.state_dict()
         score = row.get(self.config.monitor)
         if score is None or self._improves(score):
             self.state.best_epoch, self.state.bad_epochs = row["epoch"], 0
@@ -330,7 +329,12 @@ class _Trainer:
             return best is None
         if best is None or not math.isfinite(best):
             return True
-        return score < best if lower_is_better(self.config.monitor) else score > best
+        return score > best if self.monitored[self.config.monitor] else score < best
+
+    def end_epoch(self, row: dict) -> None:
+        """Ask every callback after the epoch (the plateau, early stopping, budgets, logs)."""
+        for callback in self.callbacks:
+            callback.on_epoch_end(self, row)
 
     def save(self) -> None:
         if not self.writes:
@@ -347,59 +351,35 @@ class _Trainer:
         write_history_csv(self.out_dir / "metrics.csv", self.state.history)
         self.folder.commit()  # this run now exists: a run it replaced can go
 
-    def should_stop(self) -> bool:
-        patience = self.config.early_stopping_patience
-        self.state.stopped = bool(patience) and self.val_data is not None and self.state.bad_epochs >= patience
-        return self.state.stopped
-
     def _save_best(self) -> None:
-        """``best/``: the model, or the slicevid model a training wrapper names as ``pretrained_model``."""
+        """``best/``: the model with its description, or the slicevid model a training wrapper names as
+        ``pretrained_model``."""
         inner = getattr(self.model, "pretrained_model", None)
         if isinstance(inner, SliceSequenceClassifier):
             write_pretrained(self.out_dir / "best", inner.config, inner.state_dict())
             return
-        description = self.model.config if isinstance(self.model, SliceSequenceClassifier) else self.description
-        write_pretrained(self.out_dir / "best", description, self.model.state_dict())
+        write_pretrained(self.out_dir / "best", self.description, self.model.state_dict())
+
+    def update_tasks(self, changed: Mapping[str, Task]) -> Evaluation:
+        """Replace some heads' tasks (a fitted temperature, chosen thresholds) and validate again."""
+        self.tasks.update(changed)
+        self.objective.tasks.update(changed)
+        self.description = self.description.with_tasks(self.tasks)
+        return self.validate()
 
     # ------------------------------------------------------------------ the end
     def finish(self) -> FitResult:
         self.model.load_state_dict(self.best_weights)  # restore the kept weights, as Keras' EarlyStopping
-        evaluation = None
-        if self.val_data is not None:
-            evaluation = self.validate()
-            if self._choose_thresholds(*self.last_outputs):
-                evaluation = self.validate()
+        evaluation = self.validate() if self.val_data is not None else None
+        for callback in self.callbacks:
+            evaluation = callback.on_fit_end(self, evaluation)
+        if isinstance(getattr(self.model, "config", self.description), ModelConfig):
+            self.model.config = self.description  # the one place fit describes the model (a plain one too)
         if self.writes:
             self._save_best()
-            write_run_report(
-                self.out_dir,
-                self.state.history,
-                evaluation,
-                self.state.best_epoch,
-                self.config.monitor,
-                self.raw_train_data[0],
-            )
-        if self.tensorboard is not None:
-            self.tensorboard.close()
+        for callback in self.callbacks:
+            callback.on_run_end(self, evaluation)
         return FitResult.from_state(self.state, evaluation, self.out_dir, self.description)
-
-    def _choose_thresholds(self, outputs: Mapping[str, torch.Tensor], targets: Mapping[str, torch.Tensor]) -> bool:
-        """Per-label decision thresholds of multi-label heads, chosen on the validation predictions."""
-        chosen = {
-            name: task.with_thresholds(
-                best_f1_thresholds(targets[name].numpy(), task.activate(outputs[name]).numpy().astype(np.float64))
-            )
-            for name, task in self.tasks.items()
-            if isinstance(task, Multilabel)
-        }
-        if not chosen:
-            return False
-        self.tasks.update(chosen)
-        self.objective.tasks.update(chosen)
-        self.description = self.description.replace(tasks=dict(self.tasks), num_classes=None, class_names=())
-        if isinstance(self.model, SliceSequenceClassifier):
-            self.model.config = self.description
-        return True
 
 
 def fit(
@@ -410,14 +390,17 @@ def fit(
     *,
     class_names: Sequence[str] | None = None,
     record: Mapping[str, Any] | None = None,
+    callbacks: Sequence[Callback] = (),
 ) -> FitResult:
     """Train a model on ``train_data``, validating on ``val_data`` after each epoch.
 
     The learning rate drops by ``plateau_factor`` when the validation loss stalls, training
-    stops after ``early_stopping_patience`` epochs without improvement of ``config.monitor``,
-    and the model ends with the weights of its best epoch. Multi-label heads get decision
-    thresholds chosen on the validation data. A slicevid model's config receives the class
-    names, the input description and the data provenance of ``train_data``.
+    stops after ``early_stopping_patience`` epochs without improvement of ``config.monitor``
+    (or when ``time_limit`` has passed), and the model ends with the weights of its best epoch.
+    A two-class head then gets its decision threshold chosen on the validation data (Youden's
+    index by default), multi-label heads per-label thresholds, and with ``calibrate`` multi-class
+    heads a softmax temperature. A slicevid model's config receives, once, at the end, the class
+    names, thresholds, input description and data provenance of ``train_data``.
 
     Args:
         model: a [`SliceSequenceClassifier`][slicevid.SliceSequenceClassifier], or any ``nn.Module`` mapping
@@ -430,20 +413,24 @@ def fit(
         record: the settings to save as the run folder's ``config.yaml`` (the command line saves
             its every option, so ``--config run/config.yaml`` reruns the run); the training
             settings by default.
+        callbacks: more `Callback` objects, asked after the built-in ones at each point of the loop.
 
     Returns:
         The `FitResult`: history, kept epoch, its validation evaluation,
         and the trained model's description. With ``config.out_dir`` the run folder receives
         ``last.safetensors`` (resumable), ``best/`` (``save_pretrained`` format), ``metrics.csv``,
-        ``config.yaml``, ``report.json``, ``curves.png``, ``confusion.png`` and ``montage.png``.
+        ``config.yaml``, ``report.json``, ``curves.png``, ``confusion.png``, ``montage.png`` and,
+        for classifiers, ``roc.png`` and ``reliability.png``.
 
     Raises:
         TrainingDivergedError: the loss became NaN, infinite or exploded; the last good checkpoint stays.
         RunFolderError: ``out_dir`` holds another run (without ``resume`` / ``overwrite``), is in
             use, holds no run to resume, or was trained with other settings than a resume gives.
         DataError: empty data, or targets that do not fit the model's heads.
-        ConfigError: settings that cannot work together (named in the message).
+        ConfigError: settings that cannot work together, or a ``monitor`` the model does not
+            report (named in the message, before the first epoch).
     """
+    started = time.perf_counter()
     config = config or TrainConfig()
     if len(train_data) == 0:
         raise DataError("Cannot train on an empty dataset (no samples in the training split)")
@@ -454,17 +441,19 @@ def fit(
         else contextlib.nullcontext(None)
     )
     with folder as run_folder:
-        trainer = _Trainer(model, train_data, val_data, config, class_names, run_folder)
+        trainer = Trainer(model, train_data, val_data, config, class_names, run_folder, callbacks)
         trainer.maybe_resume()
+        trainer.start_callbacks()
         if trainer.writes:  # the record of the run, once every check has passed
             _write_record(run_folder.path / "config.yaml", record or config.to_dict())
+            trainer.callbacks.append(RunReport(trainer.raw_train_data))
         for epoch in range(trainer.state.epoch, config.epochs):
             if trainer.state.stopped:
                 break
-            started = time.perf_counter()
-            row = trainer.record(epoch, trainer.train_epoch(epoch), started)
+            epoch_started = time.perf_counter()
+            row = trainer.record(epoch, trainer.train_epoch(epoch, started if epoch == 0 else None), epoch_started)
             trainer.update_best(row)
-            trainer.should_stop()
+            trainer.end_epoch(row)
             trainer.save()
         return trainer.finish()
 

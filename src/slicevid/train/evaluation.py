@@ -12,10 +12,12 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from torch.utils.data.distributed import DistributedSampler
 
-from ..data.batching import SLICES, pad_collate
+from .._progress import progress_bar
+from ..data.batching import pad_collate
 from ..devices import autocast, autocast_dtype_for, resolve_device
 from ..errors import DataError
-from ..metrics import MultiTaskReport, Report
+from ..keys import SLICES
+from ..metrics import MultiTaskReport, Report, bootstrap_intervals
 from ..tasks import Task
 from .distributed import DistributedContext, gather_tensors, setup_distributed
 from .network import ModelOutputs, describe_model, named_tasks
@@ -54,6 +56,33 @@ class Evaluation:
         """``{"loss": ..., **report metrics}``: what a training history records per epoch."""
         return {"loss": self.loss, **self.report.metrics()}
 
+    def probabilities_of(self, task: str) -> np.ndarray:
+        """One task's probabilities (or scores) as an array."""
+        values = self.probabilities[task] if isinstance(self.probabilities, dict) else self.probabilities
+        return values.numpy()
+
+    def targets_of(self, task: str) -> np.ndarray:
+        """One task's targets as an array (missing ones marked as the task marks them)."""
+        values = self.labels[task] if isinstance(self.labels, dict) else self.labels
+        return values.numpy()
+
+    def intervals(self, resamples: int, seed: int = 0) -> dict[str, dict[str, tuple[float, float]]]:
+        """Per task, the 95% bootstrap interval of each of its metrics (`bootstrap_intervals`).
+
+        Args:
+            resamples: how many resamples of the scored scans (1,000 is usual).
+            seed: seed of the resampling.
+        """
+        intervals = {}
+        for name, task in self.tasks.items():
+            probabilities, targets = self.probabilities_of(name), self.targets_of(name)
+
+            def metrics(indices: np.ndarray, task=task, probabilities=probabilities, targets=targets):
+                return task.report(probabilities[indices], targets[indices]).metrics()
+
+            intervals[name] = bootstrap_intervals(metrics, len(targets), resamples, seed=seed)
+        return intervals
+
 
 class _Indexed(Dataset):
     """Adds each sample's index, so predictions gathered from ranks can be de-duplicated."""
@@ -85,10 +114,8 @@ def predict_outputs(
 ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], float | None]:
     """Every head's logits and targets over ``dataset``, in dataset order, and the mean slice loss.
 
-    ``network`` takes ``(inputs, lengths)`` and returns ``{task: logits}`` (and per-slice logits).
+    ``network`` takes ``(inputs, lengths)`` and returns `Outputs` (each task's logits, per-slice logits).
     """
-    from tqdm import tqdm  # not tqdm.auto: its asyncio base starts a DataLoader an extra time
-
     if len(dataset) == 0:
         raise DataError("Cannot evaluate on an empty dataset (no samples in this split)")
     indexed = _Indexed(dataset)
@@ -98,15 +125,15 @@ def predict_outputs(
     logits: dict[str, list] = {name: [] for name in objective.tasks}
     targets: dict[str, list] = {name: [] for name in objective.tasks}
     indices, slice_loss = [], torch.zeros(2, dtype=torch.float64)
-    for inputs, batch, lengths, index in tqdm(
-        loader, desc="evaluate", unit="batch", leave=False, disable=not (progress and context.is_main)
+    for inputs, batch, lengths, index in progress_bar(
+        loader, enabled=progress and context.is_main, desc="evaluate", unit="batch", leave=False
     ):
         lengths = lengths.to(device) if lengths is not None else None
         with autocast(device, autocast_dtype):
             outputs = network(inputs.to(device), lengths)
         batch = batch_targets(batch, objective.tasks, device)
         for name in objective.tasks:
-            logits[name].append(outputs[name].float().cpu())
+            logits[name].append(outputs.tasks[name].float().cpu())
             targets[name].append(batch[name].cpu())
         if objective.slices is not None and SLICES in batch:
             slice_loss += torch.tensor([float(objective.slice_loss(outputs, batch, lengths)) * len(index), len(index)])

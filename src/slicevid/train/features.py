@@ -18,10 +18,13 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from ..data.batching import SLICES, pad_collate
+from .._progress import progress_bar
+from ..data.batching import pad_collate
 from ..devices import autocast
 from ..errors import ConfigError
+from ..keys import SLICES
 from ..model import SliceSequenceClassifier
+from ..outputs import Outputs
 
 
 class HeadOnly(nn.Module):
@@ -31,7 +34,7 @@ class HeadOnly(nn.Module):
         super().__init__()
         self.model = model
 
-    def forward(self, features: torch.Tensor, lengths: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    def forward(self, features: torch.Tensor, lengths: torch.Tensor | None = None) -> Outputs:
         return self.model.outputs_from_features(features, lengths)
 
 
@@ -82,8 +85,6 @@ def extract_features(
         num_workers: DataLoader worker processes.
         progress: show a progress bar.
     """
-    from tqdm import tqdm  # not tqdm.auto: its asyncio base starts a DataLoader an extra time
-
     if not model.features_frozen:
         raise ConfigError(
             "feature_cache",
@@ -94,7 +95,7 @@ def extract_features(
     model.eval()
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers, collate_fn=pad_collate)
     features, targets = [], []
-    for volumes, batch_targets, lengths in tqdm(loader, desc="features", unit="batch", disable=not progress):
+    for volumes, batch_targets, lengths in progress_bar(loader, enabled=progress, desc="features", unit="batch"):
         with autocast(device, autocast_dtype):
             batch = model.forward_features(volumes.to(device), lengths).float().cpu()
         depths = lengths.tolist() if lengths is not None else [batch.shape[1]] * len(batch)

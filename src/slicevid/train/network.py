@@ -19,14 +19,16 @@ from torch.utils.data import Dataset
 
 from ..aggregators import takes_lengths
 from ..errors import ConfigError
+from ..keys import TARGET
 from ..model import SliceSequenceClassifier
 from ..model_config import ModelConfig
-from ..tasks import TARGET, Multiclass, Task
+from ..outputs import Outputs
+from ..tasks import Multiclass, Task
 from .datasets import class_names_for, first_input
 
 
 class ModelOutputs(nn.Module):
-    """Calls ``model`` and returns its outputs as a dict by task name (what DDP and ``torch.compile`` wrap).
+    """Calls ``model`` and returns its `Outputs` (what DDP and ``torch.compile`` wrap).
 
     Args:
         model: a [`SliceSequenceClassifier`][slicevid.SliceSequenceClassifier] or any volume-to-logits module.
@@ -37,7 +39,7 @@ class ModelOutputs(nn.Module):
         self.model = model
         self.takes_lengths = isinstance(model, SliceSequenceClassifier) or takes_lengths(model)
 
-    def forward(self, volumes: Tensor, lengths: Tensor | None = None) -> dict[str, Tensor]:
+    def forward(self, volumes: Tensor, lengths: Tensor | None = None) -> Outputs:
         if isinstance(self.model, SliceSequenceClassifier):
             return self.model.forward_outputs(volumes, lengths)
         if lengths is not None and not self.takes_lengths:
@@ -47,7 +49,7 @@ class ModelOutputs(nn.Module):
                 "resample every scan to one depth",
             )
         outputs = self.model(volumes) if lengths is None else self.model(volumes, lengths)
-        return dict(outputs) if isinstance(outputs, dict) else {TARGET: outputs}
+        return Outputs(dict(outputs) if isinstance(outputs, dict) else {TARGET: outputs})
 
 
 def describe_model(model: nn.Module, dataset: Dataset, class_names: Sequence[str] | None = None) -> ModelConfig:
@@ -64,7 +66,7 @@ def describe_model(model: nn.Module, dataset: Dataset, class_names: Sequence[str
     was_training = model.training
     model.eval()
     with torch.no_grad():
-        logits = ModelOutputs(model)(volume[None].float())[TARGET]
+        logits = ModelOutputs(model)(volume[None].float()).tasks[TARGET]
     model.train(was_training)
     if logits.ndim != 2:
         shape = tuple(logits.shape)

@@ -14,8 +14,9 @@ import torch
 from torch import Tensor
 
 from ..aggregators import valid_mask
-from ..data.batching import SLICES
 from ..errors import DataError
+from ..keys import SLICES
+from ..outputs import Outputs
 from ..tasks import SliceSupervision, Task
 
 
@@ -62,7 +63,7 @@ class Objective:
             for name, task in self.tasks.items()
         )
 
-    def slice_loss(self, outputs: Mapping[str, Tensor], targets: Mapping[str, Tensor], lengths: Tensor | None):
+    def slice_loss(self, outputs: Outputs, targets: Mapping[str, Tensor], lengths: Tensor | None):
         """The weighted slice loss, or ``None`` without slice supervision.
 
         Raises:
@@ -75,12 +76,12 @@ class Objective:
                 "the model has a slice head, but the data give no slice targets "
                 "(pass slice_targets= to the dataset, or --slice-targets / --slice-masks)"
             )
-        logits = outputs[SLICES]
+        logits = outputs.slices
         valid = valid_mask(lengths, *logits.shape[:2], logits.device)
         slice_targets = targets[SLICES][:, : logits.shape[1]].to(logits.dtype)
         return self.slices.weight * self.slices.loss(logits, slice_targets, valid)
 
-    def __call__(self, outputs: Mapping[str, Tensor], targets: Mapping[str, Tensor], lengths: Tensor | None) -> Tensor:
-        loss = self.task_loss(outputs, targets)
+    def __call__(self, outputs: Outputs, targets: Mapping[str, Tensor], lengths: Tensor | None) -> Tensor:
+        loss = self.task_loss(outputs.tasks, targets)
         slice_loss = self.slice_loss(outputs, targets, lengths)
         return loss if slice_loss is None else loss + slice_loss

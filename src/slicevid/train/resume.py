@@ -12,7 +12,9 @@ from typing import Any
 
 from ..model_config import ModelConfig
 
-RESUMABLE = frozenset({"epochs", "device", "num_workers", "progress", "out_dir", "resume", "overwrite", "tensorboard"})
+RESUMABLE = frozenset(
+    {"epochs", "time_limit", "device", "num_workers", "progress", "out_dir", "resume", "overwrite", "tensorboard"}
+)
 """Training settings a resumed run may change."""
 
 

@@ -18,6 +18,7 @@
 from __future__ import annotations
 
 import contextlib
+import fnmatch
 import os
 import shutil
 from collections.abc import Iterator
@@ -40,8 +41,15 @@ RUN_FILES = (
     "montage.png",
 )
 """What ``fit`` writes into every run folder."""
-OPTIONAL_RUN_FILES = ("tensorboard",)
-"""What ``fit`` writes when asked (``overwrite`` moves these aside too, and nothing else)."""
+OPTIONAL_RUN_FILES = ("tensorboard", "roc*.png", "reliability*.png", "confusion-*.png")
+"""What ``fit`` writes for some runs (patterns; ``overwrite`` moves these aside too, and nothing else)."""
+
+
+def run_entries(path: Path) -> list[str]:
+    """The names in ``path`` that a run wrote (`RUN_FILES` and matches of `OPTIONAL_RUN_FILES`)."""
+    present = {entry.name for entry in path.iterdir()} if path.is_dir() else set()
+    patterns = RUN_FILES + OPTIONAL_RUN_FILES
+    return sorted(name for name in present if any(fnmatch.fnmatchcase(name, pattern) for pattern in patterns))
 
 
 def check_run_folder(path: str | os.PathLike, *, resume: bool, overwrite: bool) -> Path:
@@ -55,13 +63,20 @@ def check_run_folder(path: str | os.PathLike, *, resume: bool, overwrite: bool) 
     if path.exists() and not path.is_dir():
         raise RunFolderError(f"--out {path} is an existing file; expected a folder for the run")
     existing = [name for name in RUN_FILES if (path / name).exists()]
+    checkpoint = (path / LAST_CHECKPOINT).is_file() or (path / REPLACED / LAST_CHECKPOINT).is_file()
     if existing and not (resume or overwrite):
+        if not checkpoint:
+            raise RunFolderError(
+                f"--out {path} holds a run that stopped before its first checkpoint ({', '.join(existing)}): "
+                "there is nothing to resume; pass --overwrite to start it again"
+            )
         raise RunFolderError(
             f"--out {path} already holds a run ({', '.join(existing)}); pass --resume to continue "
             "it or --overwrite to replace it"
         )
-    if resume and not (path / LAST_CHECKPOINT).is_file() and not (path / REPLACED / LAST_CHECKPOINT).is_file():
-        raise RunFolderError(f"--resume: {path} holds no run to resume ({LAST_CHECKPOINT} not found); drop --resume")
+    if resume and not checkpoint:
+        stopped = " (it stopped before its first checkpoint; pass --overwrite instead)" if existing else ""
+        raise RunFolderError(f"--resume: {path} holds no run to resume ({LAST_CHECKPOINT} not found){stopped}")
     return path
 
 
@@ -75,9 +90,8 @@ class RunFolder:
     def set_aside(self) -> None:
         """Move the files of the run this one replaces into ``.replaced-run/``."""
         self.replaced.mkdir()
-        for name in RUN_FILES + OPTIONAL_RUN_FILES:
-            if (self.path / name).exists():
-                os.replace(self.path / name, self.replaced / name)
+        for name in run_entries(self.path):
+            os.replace(self.path / name, self.replaced / name)
 
     def commit(self) -> None:
         """The new run exists: delete the replaced one."""
@@ -88,10 +102,10 @@ class RunFolder:
         """The new run failed before its first checkpoint: remove what it wrote, put the old run back."""
         if not self.replaced.exists():
             return
-        for name in RUN_FILES + OPTIONAL_RUN_FILES:
+        for name in run_entries(self.path):
             _remove(self.path / name)
-            if (self.replaced / name).exists():
-                os.replace(self.replaced / name, self.path / name)
+        for name in run_entries(self.replaced):
+            os.replace(self.replaced / name, self.path / name)
         self.replaced.rmdir()
 
     def recover(self) -> None:
@@ -124,7 +138,7 @@ def open_run_folder(path: str | os.PathLike, *, resume: bool, overwrite: bool) -
         folder = RunFolder(path)
         folder.recover()
         remove_orphaned_temp_files(path)
-        if overwrite and any((path / name).exists() for name in RUN_FILES + OPTIONAL_RUN_FILES):
+        if overwrite and run_entries(path):
             folder.set_aside()
         try:
             yield folder

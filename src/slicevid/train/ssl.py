@@ -36,7 +36,7 @@ from torch.utils.data import Dataset
 from .._registry import check_choice
 from ..augment import StudyAugmentation
 from ..data import CTPreprocessing, CTVolumeDataset, find_scans
-from ..data.splits import holdout_split
+from ..data.splits import VAL_FRACTION, holdout_split
 from ..errors import ConfigError, DataError
 from ..model import SliceSequenceClassifier
 from ..tasks import Multiclass
@@ -49,9 +49,16 @@ ORDER_CLASSES = ("in order", "reversed", "shuffled")
 
 
 class UnlabeledScans(Dataset):
-    """Scans without labels -> ``(volume (1, D, H, W), target)``, one constant target, with their depths."""
+    """Scans without labels -> ``(volume (1, D, H, W), target)``, one constant target, with their depths.
 
-    def __init__(self, volumes: CTVolumeDataset, indices: Sequence[int], target: int = 0) -> None:
+    Args:
+        volumes: the scans (a `CTVolumeDataset`, or any dataset with ``depths()`` and ``input_spec()``;
+            its own targets are ignored).
+        indices: which of them.
+        target: the one target every sample gets.
+    """
+
+    def __init__(self, volumes: Dataset, indices: Sequence[int], target: int = 0) -> None:
         self.volumes, self.indices, self.target = volumes, list(indices), target
 
     def __len__(self) -> int:
@@ -155,12 +162,12 @@ class ContrastivePretraining(nn.Module):
 
 def pretrain_ssl(
     model: SliceSequenceClassifier,
-    scans: str | os.PathLike | Sequence[str | os.PathLike],
+    scans: str | os.PathLike | Sequence[str | os.PathLike] | tuple[Dataset, Dataset],
     objective: str = "order",
     config: TrainConfig | None = None,
     *,
     preprocessing: CTPreprocessing | None = None,
-    val_fraction: float = 0.2,
+    val_fraction: float = VAL_FRACTION,
     cache_dir: str | os.PathLike | None = None,
     temperature: float = 0.1,
     record: Mapping[str, Any] | None = None,
@@ -169,12 +176,14 @@ def pretrain_ssl(
 
     Args:
         model: a slicevid model, built for fine-tuning or already video-pretrained.
-        scans: a folder of scans (searched at any depth), or a list of scan files and folders.
+        scans: a folder of scans (searched at any depth), a list of scan files and folders, or two
+            datasets of model inputs whose labels are ignored (training, validation: a MedMNIST
+            set's official ``train`` and ``val`` splits).
         objective: ``"order"`` or ``"contrastive"``.
         config: training settings (``out_dir`` receives the run, ``best/`` the model).
         preprocessing: how scans become inputs (default: the model's recorded preprocessing,
-            else the paper's).
-        val_fraction: share of the scans held out to choose the epoch.
+            else the paper's); datasets are taken as they are.
+        val_fraction: share of the scans held out to choose the epoch (scan files only).
         cache_dir: keep preprocessed scans here.
         temperature: the contrastive objective's softmax temperature.
         record: what to save as the run's ``config.yaml`` (see [`fit()`][slicevid.train.fit]).
@@ -191,8 +200,11 @@ def pretrain_ssl(
     if not isinstance(model, SliceSequenceClassifier):
         raise ConfigError("model", f"self-supervised pretraining needs a slicevid model, got {type(model).__name__}")
     config = config or TrainConfig()
-    preprocessing = preprocessing or model.config.preprocessing or CTPreprocessing()
-    train, val = _unlabeled_splits(scans, preprocessing, val_fraction, config.seed, cache_dir)
+    if isinstance(scans, tuple) and len(scans) == 2 and all(isinstance(d, Dataset) for d in scans):
+        train, val = (UnlabeledScans(data, range(len(data))) for data in scans)
+    else:
+        preprocessing = preprocessing or model.config.preprocessing or CTPreprocessing()
+        train, val = _unlabeled_splits(scans, preprocessing, val_fraction, config.seed, cache_dir)
     model.config = model.config.replace(**train.input_spec())
     if objective == "order":
         model.reset_head(tasks={"slice_order": Multiclass(ORDER_CLASSES)})

@@ -19,6 +19,7 @@ from torch.utils.data import Dataset
 from ..errors import DataError
 from ..model import SliceSequenceClassifier
 from ..tasks import TARGET, Multiclass, SliceSupervision, Task
+from .callbacks import Callback
 from .config import TrainConfig
 from .datasets import class_names_for, dataset_targets, unwrap
 from .engine import fit
@@ -34,6 +35,7 @@ def pretrain(
     freeze_encoder: bool = True,
     class_names: Sequence[str] | None = None,
     record: Mapping[str, Any] | None = None,
+    callbacks: Sequence[Callback] = (),
 ) -> FitResult:
     """Video pretraining: freeze the encoder (and the adapter when caching features), train the rest.
 
@@ -46,6 +48,7 @@ def pretrain(
             encoders without pretrained weights (the feature cache then cannot be used).
         class_names: names of the clip classes (default: the data's ``classes``).
         record: what to save as the run's ``config.yaml`` (see [`fit()`][slicevid.train.fit]).
+        callbacks: more callbacks for the loop (see [`fit()`][slicevid.train.fit]).
 
     Returns:
         The fit result; ``model`` holds the kept weights.
@@ -61,7 +64,7 @@ def pretrain(
         model.freeze_encoder(include_adapter=config.feature_cache)
     else:
         model.unfreeze_encoder()
-    return fit(model, train_data, val_data, config, class_names=class_names, record=record)
+    return fit(model, train_data, val_data, config, class_names=class_names, record=record, callbacks=callbacks)
 
 
 def finetune(
@@ -77,6 +80,7 @@ def finetune(
     slice_supervision: SliceSupervision | None = None,
     freeze_encoder: bool = False,
     record: Mapping[str, Any] | None = None,
+    callbacks: Sequence[Callback] = (),
 ) -> tuple[SliceSequenceClassifier, FitResult]:
     """Fine-tune every layer for the scans' task, replacing the heads when they differ.
 
@@ -94,6 +98,7 @@ def finetune(
         freeze_encoder: keep the encoder frozen (the authors' "No PT" froze ImageNet VGG-16);
             by default every layer trains, as the paper's fine-tuning.
         record: what to save as the run's ``config.yaml`` (see [`fit()`][slicevid.train.fit]).
+        callbacks: more callbacks for the loop (see [`fit()`][slicevid.train.fit]).
 
     Returns:
         The fine-tuned model (with its kept weights) and the fit result.
@@ -111,7 +116,7 @@ def finetune(
     model.unfreeze_encoder()
     if freeze_encoder:
         model.freeze_encoder()
-    return model, fit(model, train_data, val_data, config, class_names=class_names, record=record)
+    return model, fit(model, train_data, val_data, config, class_names=class_names, record=record, callbacks=callbacks)
 
 
 def _wanted_tasks(data: Dataset, num_classes, class_names, task, tasks) -> dict[str, Task]:
