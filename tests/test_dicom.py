@@ -88,7 +88,7 @@ def test_every_compressed_syntax_decodes(name, syntax):
         ("ExplVR_LitEndNoMeta.dcm", "a RTPLAN object"),  # no preamble, no meta header: read with force
         ("badVR.dcm", "invalid value of DICOM element NumberOfFrames"),
         ("CT_small.dcm", "expected a 3D volume"),  # one slice
-        ("JPEG-lossy.dcm", "cannot decode its JPEG Extended (Process 2 and 4)"),
+        ("JPEG2000-embedded-sequence-delimiter.dcm", "failed to read the header"),
         ("MR_truncated.dcm", "pixel data"),
     ],
 )
@@ -101,9 +101,24 @@ def test_what_is_not_a_scan_is_refused_in_one_line(tmp_path, name, fragment):
     assert (fragment in message and "\n" not in message and name in message) or Path(name).stem in message
 
 
-def test_an_undecodable_syntax_names_its_decoder(tmp_path):
-    with pytest.raises(DataError, match=r"JPEG Extended.*pylibjpeg-libjpeg decodes this syntax"):
-        load_ct(one_file_folder(tmp_path, "JPEG-lossy.dcm"))
+def test_an_undecodable_stream_names_its_decoder(tmp_path):
+    """pydicom's J2K stub: 250 bytes whose header declares a 4-billion-pixel-wide image; no decoder reads it."""
+    with pytest.raises(DataError, match=r"JPEG 2000 .*GDCM's included; pylibjpeg-openjpeg decodes this syntax"):
+        load_ct(one_file_folder(tmp_path, "JPEG2000-embedded-sequence-delimiter.dcm"))
+
+
+def test_a_damaged_12_bit_jpeg_extended_stream_is_decoded_by_gdcm():
+    """pydicom's JPEG-lossy.dcm (an invalid scan header) decodes as its repaired copy does, to one grey level."""
+    from pydicom import dcmread
+    from pydicom.data import get_testdata_file
+    from pydicom.pixels import pixel_array
+
+    from slicevid.data.dicom import pixels
+
+    damaged = pixels(Path(get_testdata_file("JPEG-lossy.dcm")))
+    repaired = pixel_array(dcmread(get_testdata_file("JPGExtended.dcm")), decoding_plugin="pylibjpeg")
+    assert damaged.shape == repaired.shape == (1024, 256)
+    assert np.abs(damaged - repaired.astype(np.float32)).max() <= 1
 
 
 def test_every_bundled_file_is_read_or_refused_in_one_line(tmp_path):

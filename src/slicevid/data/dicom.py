@@ -4,8 +4,10 @@ A folder of DICOM files becomes one volume ``(D, H, W)`` in Hounsfield units. Wh
 hold, and what the reader does with it:
 
 * **compressed pixel data** (JPEG lossless and baseline/extended, JPEG-LS, JPEG 2000, RLE):
-  decoded by the pylibjpeg plugins slicevid depends on; a syntax that still cannot be decoded is
-  one line naming the file, the syntax and the package that decodes it;
+  decoded by the pylibjpeg plugins slicevid depends on, and by GDCM where they refuse a damaged
+  but readable stream (a 12-bit JPEG Extended scan with an out-of-range scan header, as older
+  archives hold); data no decoder reads is one line naming the file, the syntax and the package
+  that decodes it;
 * **files without the DICOM preamble and file-meta header** (old exports): read anyway;
 * **invalid header values** (an ``IS`` element holding ``1A``): one line naming the file and element;
 * **colour images** (``SamplesPerPixel`` > 1, palette colour) and **non-image objects** (SEG,
@@ -131,7 +133,7 @@ def pixels(path: Path, header=None) -> np.ndarray:
 
     try:
         dataset = pydicom.dcmread(str(path), force=True)
-        stored = dataset.pixel_array
+        stored = _decoded(dataset, path)
     except Exception as err:  # the decoders raise many types, with multi-line messages
         raise DataError(f"{path}: {_decode_failure(dataset if 'dataset' in locals() else header, err)}") from err
     try:
@@ -151,6 +153,49 @@ def pixels(path: Path, header=None) -> np.ndarray:
     return values
 
 
+def _decoded(dataset, path: Path) -> np.ndarray:
+    """The stored pixels: pydicom's decoders (the pylibjpeg plugins), else GDCM's for compressed data."""
+    try:
+        return dataset.pixel_array
+    except Exception:
+        syntax = getattr(getattr(dataset, "file_meta", None), "TransferSyntaxUID", None)
+        fallback = _gdcm_pixels(path) if syntax is not None and syntax.is_compressed else None
+        if fallback is None:
+            raise
+        return fallback
+
+
+GDCM_TYPES = {"UINT8": np.uint8, "INT8": np.int8, "UINT16": np.uint16, "INT16": np.int16, "UINT32": np.uint32}
+
+
+def _gdcm_pixels(path: Path) -> np.ndarray | None:
+    """GDCM's own decoding of a file (``None`` when GDCM is missing or cannot decode it either).
+
+    GDCM reads some damaged streams the pylibjpeg decoders refuse: pydicom's own test file
+    ``JPEG-lossy.dcm`` (12-bit JPEG Extended, an invalid scan header) decodes to within one
+    grey level of ``JPGExtended.dcm``, its repaired copy, as pylibjpeg decodes that.
+    """
+    try:
+        import gdcm
+    except ImportError:
+        return None
+    reader = gdcm.ImageReader()
+    reader.SetFileName(str(path))
+    if not reader.Read():
+        return None
+    image = reader.GetImage()
+    buffer = image.GetBuffer()
+    kind = GDCM_TYPES.get(image.GetPixelFormat().GetScalarTypeAsString())
+    if buffer is None or kind is None or image.GetPixelFormat().GetSamplesPerPixel() != 1:
+        return None
+    raw = buffer.encode("utf-8", errors="surrogateescape") if isinstance(buffer, str) else bytes(buffer)
+    columns, rows, *frames = image.GetDimensions()
+    shape = (rows, columns) if not frames or frames[0] == 1 else (frames[0], rows, columns)
+    if len(raw) != int(np.prod(shape)) * np.dtype(kind).itemsize:
+        return None
+    return np.frombuffer(raw, dtype=kind).reshape(shape).copy()
+
+
 def _decode_failure(dataset, err: Exception) -> str:
     syntax = getattr(getattr(dataset, "file_meta", None), "TransferSyntaxUID", None)
     if syntax is None:
@@ -160,14 +205,17 @@ def _decode_failure(dataset, err: Exception) -> str:
     if package is None or not syntax.is_compressed:
         return f"cannot read its {name} pixel data ({_first_line(err)})"
     return (
-        f"cannot decode its {name} ({syntax}) pixel data with the installed decoders; {package} decodes this "
-        f"syntax (pip install {package.split()[0]}), so the data may be damaged ({_first_line(err)})"
+        f"cannot decode its {name} ({syntax}) pixel data with the installed decoders, GDCM's included; "
+        f"{package} decodes this syntax (pip install {package.split()[0]}), so the data are likely damaged "
+        f"({_first_line(err)})"
     )
 
 
 def _first_line(err: Exception) -> str:
-    text = str(err).strip().splitlines()
-    return text[0][:200] if text else type(err).__name__
+    """The first line of an error that says something (not a header such as "... all available plugins:")."""
+    lines = [line.strip() for line in str(err).strip().splitlines() if line.strip()]
+    telling = [line for line in lines if not line.endswith(":")]
+    return (telling or lines or [type(err).__name__])[0][:200]
 
 
 def read_series(folder: Path, series: str | int | None = None) -> tuple[np.ndarray, tuple[float, float, float]]:
