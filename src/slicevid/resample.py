@@ -33,6 +33,8 @@ from .errors import ConfigError
 
 ArrayT = TypeVar("ArrayT", np.ndarray, torch.Tensor)
 SELECTIONS = ("even", "first", "middle", "last")
+PAPER_SIZE = (70, 224, 224)
+"""(depth, height, width) the paper resamples every scan and clip to: the one place it is stated."""
 ZoomMode = Literal["nearest", "constant"]
 ZOOM_MODES: tuple[str, ...] = get_args(ZoomMode)
 
@@ -50,13 +52,13 @@ def _like(result: torch.Tensor, original: ArrayT) -> ArrayT:
 
 
 def spline_interpolated_zoom(
-    volume: ArrayT, size: tuple[int, int, int] = (70, 224, 224), order: int = 1, mode: str = "nearest"
+    volume: ArrayT, size: tuple[int, int, int] = PAPER_SIZE, order: int = 1, mode: str = "nearest"
 ) -> ArrayT:
     """Zoom ``volume`` so its last three axes have ``size`` (SIZ).
 
     Args:
         volume: ``(D, H, W)`` or ``(C, D, H, W)``, numpy array or torch tensor.
-        size: target ``(depth, height, width)``; the paper uses ``(70, 224, 224)``.
+        size: target ``(depth, height, width)``; the paper's `PAPER_SIZE` by default.
         order: 0 (nearest), 1 (linear, in torch) or 3 (cubic spline, through scipy on CPU).
         mode: ``"nearest"`` (edge values) or ``"constant"``: scipy's default, which the authors
             used, and which zeroes the last row and column of every slice (through scipy on CPU).
@@ -119,7 +121,7 @@ class SIZ:
 
     def __init__(
         self,
-        size: tuple[int, int, int] = (70, 224, 224),
+        size: tuple[int, int, int] = PAPER_SIZE,
         order: int = 1,
         clip: tuple[float, float] | None = (0.0, 1.0),
     ) -> None:

@@ -32,6 +32,7 @@ from ..data.ucf import UCF50_PAPER_CLASSES
 from ..encoders.vgg import keras_vgg16_conv_weights
 from ..errors import CheckpointError
 from ..model import SliceSequenceClassifier, create_model
+from ..resample import PAPER_SIZE
 from ..weights import read_h5_datasets
 
 
@@ -155,5 +156,5 @@ def _authors_inputs(num_classes: int) -> dict:
         preprocessing = AUTHORS_CT_PREPROCESSING
         return {"class_names": TB_CLASSES, "input_size": preprocessing.size, "preprocessing": preprocessing}
     if num_classes == len(UCF50_PAPER_CLASSES):  # ViPTT-Net-UCF50.h5: raw 0-255 frames
-        return {"class_names": UCF50_PAPER_CLASSES, "input_size": (70, 224, 224), "input_range": (0.0, 255.0)}
+        return {"class_names": UCF50_PAPER_CLASSES, "input_size": PAPER_SIZE, "input_range": (0.0, 255.0)}
     return {}

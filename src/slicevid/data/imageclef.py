@@ -17,18 +17,16 @@ cannot be downloaded by slicevid.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
 from typing import Any
 
 import torch
 
 from ..metrics import balanced_class_weights
 from .labelled import LabelledScans
-from .labels import TARGET, HeadColumns, read_label_table
-from .splits import VAL_FRACTION
+from .labels import FILE_COLUMN, TARGET, HeadColumns, read_label_table
 
 TB_CLASSES = ("Infiltrative", "Focal", "Tuberculoma", "Miliary", "Fibro-cavernous")
-TB_FILE_COLUMN, TB_LABEL_COLUMN = "FileName", "TypeOfTB"
+TB_FILE_COLUMN, TB_LABEL_COLUMN = FILE_COLUMN, "TypeOfTB"
 
 
 def read_label_csv(
@@ -60,15 +58,12 @@ class ImageCLEFTBT(LabelledScans):
         root: folder holding the ``.nii.gz`` scans (or DICOM series folders).
         labels_csv: the challenge label CSV; ``None`` with ``split="test"`` lists every scan
             in ``root`` unlabelled (label -1), for prediction.
-        split: ``"train"`` / ``"val"`` (stratified split), ``"all"`` or ``"test"``.
-        val_fraction: validation share of the stratified split (0.2 in the paper).
-        seed: ``random_state`` of the split (0 in the paper).
-        file_column: CSV column with the scan file name (extension optional).
+        split: ``"train"`` / ``"val"`` (the paper's stratified 80/20 split, ``random_state`` 0 by
+            default), ``"all"`` or ``"test"``.
         label_column: CSV column with the TB type 1..5.
-        exclude: scans to leave out before splitting: names, or a text file of names.
-        on_error: ``"raise"`` or ``"skip"`` rows whose scan is missing (and scans that fail to load).
-        **kwargs: [`CTVolumeDataset`][slicevid.data.CTVolumeDataset] options (``preprocessing``, ``cache_dir``,
-            ``transform``, ``workers`` ...).
+        **kwargs: [`LabelledScans`][slicevid.data.LabelledScans] options (``val_fraction``, ``seed``,
+            ``file_column``, ``exclude``, ``on_error``) and [`CTVolumeDataset`][slicevid.data.CTVolumeDataset]
+            ones (``preprocessing``, ``cache_dir``, ``transform``, ``workers`` ...).
     """
 
     def __init__(
@@ -77,27 +72,11 @@ class ImageCLEFTBT(LabelledScans):
         labels_csv: str | os.PathLike | None = None,
         split: str = "train",
         *,
-        val_fraction: float = VAL_FRACTION,
-        seed: int = 0,
-        file_column: str = TB_FILE_COLUMN,
         label_column: str = TB_LABEL_COLUMN,
-        exclude: Iterable[str] | str | os.PathLike | None = None,
-        on_error: str = "raise",
         **kwargs: Any,
     ) -> None:
         super().__init__(
-            root,
-            labels_csv,
-            split,
-            file_column=file_column,
-            label_column=label_column,
-            classes=TB_CLASSES,
-            first_label=1,
-            val_fraction=val_fraction,
-            seed=seed,
-            exclude=exclude,
-            on_error=on_error,
-            **kwargs,
+            root, labels_csv, split, label_column=label_column, classes=TB_CLASSES, first_label=1, **kwargs
         )
 
     def class_weights(self) -> torch.Tensor:

@@ -25,7 +25,7 @@ from .._registry import check_choice
 from ..errors import ConfigError, DataError, warn_skipped
 from .cache import check_cache_dir
 from .ct import is_nifti
-from .labels import TARGET, HeadColumns, read_label_table, scan_id
+from .labels import FILE_COLUMN, TARGET, HeadColumns, read_label_table, scan_id
 from .provenance import TrainingData
 from .splits import VAL_FRACTION, SplitSettings, holdout_split, split_parts
 from .volumes import CTVolumeDataset
@@ -156,7 +156,7 @@ class LabelledScans(CTVolumeDataset):
         labels_csv: str | os.PathLike | None = None,
         split: str = "train",
         *,
-        file_column: str = "FileName",
+        file_column: str = FILE_COLUMN,
         label_column: str | None = None,
         classes: Sequence[str] | None = None,
         first_label: int | None = None,

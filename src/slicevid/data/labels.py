@@ -39,8 +39,19 @@ from ..errors import DataError
 from ..keys import TARGET
 from .ct import NIFTI_SUFFIXES
 
-__all__ = ["LABEL_KINDS", "TARGET", "HeadColumns", "LabelTable", "read_csv_rows", "read_label_table", "scan_id"]
+__all__ = [
+    "FILE_COLUMN",
+    "LABEL_KINDS",
+    "TARGET",
+    "HeadColumns",
+    "LabelTable",
+    "read_csv_rows",
+    "read_label_table",
+    "scan_id",
+]
 
+FILE_COLUMN = "FileName"
+"""The labels CSV's column of scan names unless another is given (the ImageCLEF CSV's)."""
 LabelKind = Literal["class", "binary", "level", "number"]
 LABEL_KINDS = ("class", "binary", "level", "number")
 _TRUE, _FALSE = {"1", "1.0", "true", "yes", "y", "positive", "pos"}, {"0", "0.0", "false", "no", "n", "negative", "neg"}

@@ -15,7 +15,7 @@ import numpy as np
 
 from .._registry import check_choice
 from ..errors import ConfigError
-from ..resample import SELECTIONS, ZOOM_MODES, ZoomMode, select_slices, spline_interpolated_zoom
+from ..resample import PAPER_SIZE, SELECTIONS, ZOOM_MODES, ZoomMode, select_slices, spline_interpolated_zoom
 from .ct import DEFAULT_HU_WINDOW, NAN_POLICIES, NanPolicy, hu_window, load_ct
 
 Resample = Literal["siz", "even", "first", "middle", "last", "native", "spacing"]
@@ -44,7 +44,7 @@ class CTPreprocessing:
             lower bound with a warning naming the file.
     """
 
-    size: tuple[int | None, int, int] = (70, 224, 224)
+    size: tuple[int | None, int, int] = PAPER_SIZE
     window: tuple[float, float] = DEFAULT_HU_WINDOW
     resample: Resample = "siz"
     order: int = 1
@@ -112,7 +112,7 @@ class CTPreprocessing:
         self, volume: np.ndarray, spacing: tuple[float, float, float] | None, size: tuple[int, int] | None = None
     ) -> np.ndarray:
         """The geometric step alone: select or zoom depth, zoom height and width (to ``size``, if given)."""
-        depth = self._output_depth(volume.shape[0], spacing)
+        depth = self.output_depth(volume.shape[0], spacing)
         if self.resample in SELECTIONS:
             volume = select_slices(volume, depth, how=self.resample)
         target = (depth, *(size or self.size[1:]))
@@ -124,7 +124,8 @@ class CTPreprocessing:
         zoomed = replace(self, order=1, zoom_mode="nearest").resample_volume(column, spacing, size=(1, 1))
         return np.clip(zoomed[:, 0, 0], 0.0, 1.0)
 
-    def _output_depth(self, depth: int, spacing: tuple[float, float, float] | None) -> int:
+    def output_depth(self, depth: int, spacing: tuple[float, float, float] | None) -> int:
+        """The depth a scan of ``depth`` slices at ``spacing`` (mm, depth first) has after preprocessing."""
         if self.resample == "native":
             return depth
         if self.resample == "spacing":

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DataError
-from .labels import read_csv_rows, scan_id
+from .labels import FILE_COLUMN, read_csv_rows, scan_id
 
 _RANGE = re.compile(r"^(\d+)\s*-\s*(\d+)$")
 MAX_SLICES = 10_000
@@ -103,7 +103,7 @@ def mask_profile(path: Path, depth: int) -> np.ndarray:
     return area / area.max() if area.max() > 0 else area
 
 
-def read_slice_indices(csv_path: str | os.PathLike, file_column: str = "FileName", column: str = "slices") -> dict:
+def read_slice_indices(csv_path: str | os.PathLike, file_column: str = FILE_COLUMN, column: str = "slices") -> dict:
     """Scan id -> slice indices, from a CSV column of ``3;4;5``, ``3-5`` or ``3-5;9`` (empty: no slice).
 
     Args:

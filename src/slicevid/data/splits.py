@@ -95,7 +95,7 @@ def holdout_split(
         kept, held_out = train_test_split(indices, test_size=fraction, random_state=seed, stratify=stratify)
     except ValueError as err:
         raise DataError(
-            f"Cannot split {count} samples{_counts(stratify)} holding out {fraction}: {err}. "
+            f"Cannot split {count} samples{_counts(stratify)} holding out {fraction}: {str(err).rstrip('.')}. "
             "Use more samples or another fraction."
         ) from err
     return np.asarray(kept), np.asarray(held_out)

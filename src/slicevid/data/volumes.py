@@ -118,10 +118,15 @@ class CTVolumeDataset(Dataset):
         return {"input_size": self.preprocessing.size, "input_range": (0.0, 1.0), "preprocessing": self.preprocessing}
 
     def depths(self) -> list[int]:
-        """Each scan's depth after preprocessing (preprocessing what is not cached yet)."""
+        """Each scan's depth after preprocessing, from its header where the format allows (no pixels are read:
+        the depth sampler asks before the first batch)."""
         if not self.preprocessing.variable_depth:
             return [self.preprocessing.size[0]] * len(self)
-        return [self._depths.get(i) or self.load_volume(i).shape[0] for i in range(len(self))]
+        for index in range(len(self)):
+            if index not in self._depths:
+                depth, spacing = scan_depth_and_spacing(self.sources[index])
+                self._depths[index] = self.preprocessing.output_depth(depth, spacing)
+        return [self._depths[index] for index in range(len(self))]
 
     def load_volume(self, index: int) -> np.ndarray:
         """The preprocessed float32 ``(D, H, W)`` volume of scan ``index``."""
@@ -151,7 +156,7 @@ class CTVolumeDataset(Dataset):
         return self.cache.get(source, params, compute)[:, None]
 
     def _output_depth(self, index: int) -> int:
-        return self.preprocessing.size[0] or self.load_volume(index).shape[0]
+        return self.preprocessing.size[0] or self.depths()[index]
 
     def target(self, index: int) -> Any:
         """Scan ``index``'s target: a class index, or a dict by head (with ``"slices"``)."""

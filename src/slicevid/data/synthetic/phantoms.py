@@ -30,7 +30,7 @@ import numpy as np
 
 from ..._io import atomic_write, atomic_write_text
 from ...errors import ConfigError
-from ..imageclef import TB_CLASSES
+from ..imageclef import TB_CLASSES, TB_FILE_COLUMN, TB_LABEL_COLUMN
 
 AIR_HU, LUNG_HU, TISSUE_HU = -1000.0, -850.0, 40.0
 LESION_HU = 300.0  # dense (calcified-like) lesions stand out from soft tissue after the HU window
@@ -256,6 +256,6 @@ def write_tb_phantoms(
         atomic_write(root / name, lambda tmp, img=image: nib.save(img, str(tmp)))
         rows.append((name, int(label) + 1))
     csv_path = root / "labels.csv"
-    lines = ["FileName,TypeOfTB", *(f"{n},{lab}" for n, lab in rows)]
+    lines = [f"{TB_FILE_COLUMN},{TB_LABEL_COLUMN}", *(f"{n},{lab}" for n, lab in rows)]
     atomic_write_text(csv_path, "\n".join(lines) + "\n")
     return csv_path

@@ -28,7 +28,7 @@ import numpy as np
 
 from ..._io import atomic_write, atomic_write_text
 from ...errors import ConfigError
-from ..imageclef import TB_CLASSES
+from ..imageclef import TB_CLASSES, TB_FILE_COLUMN, TB_LABEL_COLUMN
 from .phantoms import LUNG_SIDES, _Grid, make_findings_phantom
 
 SEVERITY_LEVELS = ("low", "medium", "high")
@@ -78,7 +78,7 @@ def write_report_phantoms(
     spacing = _Grid(tuple(shape)).spacing
     affine = np.diag([spacing[2], spacing[1], spacing[0], 1.0])
     findings_header = [name.replace("-", "") for name in TB_CLASSES]
-    rows = [",".join(["FileName", "TypeOfTB", *findings_header, *LATERALITY, "Severity"])]
+    rows = [",".join([TB_FILE_COLUMN, TB_LABEL_COLUMN, *findings_header, *LATERALITY, "Severity"])]
     slice_rows = ["FileName,slices"]
     for index in range(1, count + 1):
         patterns = rng.choice(len(TB_CLASSES), size=int(rng.integers(1, 4)), replace=False)
