@@ -157,7 +157,7 @@ def preset_rows(depth: int, size: int, scans: int, repeat: int, device: torch.de
     return rows
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--demo-dir", default="slicevid-demo", help="folder of a finished slicevid demo")
     parser.add_argument("--depth", type=int, default=16, help="the preset's input depth")
@@ -168,7 +168,7 @@ def main() -> None:
     parser.add_argument("--device", default="cpu", help="'cpu' or 'cuda' (eager there; ONNX Runtime's GPU providers)")
     parser.add_argument("--preset-only", action="store_true", help="time the preset only (no demo folder needed)")
     parser.add_argument("--json", default=None, help="also save the tables here")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     device = torch.device(args.device)
     demo = Path(args.demo_dir)
     if args.quick:

@@ -29,10 +29,9 @@ from pathlib import Path
 
 from _timing import finish_table, markdown_table
 
-from slicevid import SliceSequenceClassifier
 from slicevid.data.synthetic import write_action_videos, write_tb_phantoms
+from slicevid.model_config import Heads
 from slicevid.recipes import Configuration, demo_recipe, run_recipe, scan_splits, stage_folder
-from slicevid.recipes.runner import new_model
 from slicevid.train import pretrain_ssl
 
 FRACTIONS = (0.1, 0.25, 1.0)
@@ -84,7 +83,7 @@ def pretrain_all(recipe, data: dict, out: Path, ssl_epochs: int) -> tuple[dict[s
     }
     for row, (objective, scans, start) in plans.items():
         folder = stage_folder(out, row)
-        model = SliceSequenceClassifier.from_pretrained(start) if start else new_model(recipe, {"num_classes": 3})
+        model = recipe.model_start(pretrained=start).build(Heads.of(3), recipe.finetune.seed)
         began = time.perf_counter()
         pretrain_ssl(
             model,

@@ -177,7 +177,7 @@ def report(keras: dict, ours: dict, args: argparse.Namespace) -> str:
     return "\n".join(lines)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch", type=int, default=2)
     parser.add_argument("--depth", type=int, default=16)
@@ -189,7 +189,7 @@ def main() -> None:
     )
     parser.add_argument("--json", default=None, help="also save the figures here")
     parser.add_argument("--side", choices=["keras", "slicevid"], default=None, help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     sizes = (args.batch, args.depth, args.size, args.threads, args.repeat)
     if args.side:  # a child process: print one JSON line
         print(json.dumps((keras_side if args.side == "keras" else slicevid_side)(*sizes)))

@@ -32,7 +32,7 @@ with tempfile.TemporaryDirectory() as tmp:
     val = LabelledScans(tmp / "scans", tmp / "findings.csv", "val", **options)
     print("classes:", train.classes, "training scans per class:", train.class_counts().tolist())
 
-    model = create_model("compact_cnn", "lstm", num_classes=2, feature_norm="layernorm")
+    model = create_model("compact_cnn", "attention", num_classes=2, feature_norm="layernorm")
     config = TrainConfig(epochs=3, batch_size=4, optimizer="adamw", lr=2e-3, out_dir=str(tmp / "run"), progress=False)
     fit(model, train, val, config)
     print(evaluate(model, val, progress=False).report.to_markdown("normal / abnormal"))

@@ -183,6 +183,7 @@ def cmd_finetune(args: argparse.Namespace) -> None:
 
     config, targets, extra = _finetune_inputs(args)
     train, val = (inputs.labelled_data(args, part, **extra) for part in ("train", "val"))
+    inputs.check_slice_targets_name(train, targets)
     tasks = inputs.tasks_for(train, args)
     _, result = run_finetuning(
         inputs.model_start(args),
@@ -292,18 +293,8 @@ def cmd_run(args: argparse.Namespace) -> None:
     from ..recipes import Recipe, run_recipe
 
     inputs.import_plugins(args.imports)
-    result = run_recipe(
-        Recipe.load(args.recipe),
-        videos=args.videos,
-        scans=args.scans,
-        labels_csv=args.labels_csv,
-        out=args.out_dir,
-        test_scans=args.test_scans,
-        test_labels_csv=args.test_labels_csv,
-        exclude=args.exclude,
-        cache_dir=args.cache_dir,
-        progress=args.progress,
-    )
+    data = ("videos", "scans", "labels_csv", "test_scans", "test_labels_csv", "exclude", "cache_dir", "progress")
+    result = run_recipe(Recipe.load(args.recipe), out=args.out_dir, **{name: getattr(args, name) for name in data})
     say(f"scored on the {result.scored_on} scans", result.table, f"table: {Path(args.out_dir) / 'table.md'}")
 
 

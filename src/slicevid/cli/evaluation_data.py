@@ -170,14 +170,22 @@ def heads_of(config: ModelConfig, saved, args: argparse.Namespace) -> dict[str, 
         have = heads.get(name)
         if have is None:
             raise ConfigError("--head", f"names a head {name!r} the checkpoint does not have ({', '.join(heads)})")
-        if wanted.kind != have.kind or (wanted.names is not None and tuple(wanted.names) != tuple(have.names or ())):
-            what = list(wanted.names) if wanted.names is not None else wanted.kind
+        if wanted.kind != have.kind:
+            flag = _first_given(given, ("head", "task", "label_columns"))
+            raise ConfigError(flag, f"gives {name!r} the kind {wanted.kind!r}, but the checkpoint's is {have.kind!r}")
+        if wanted.names is not None and tuple(wanted.names) != tuple(have.names or ()):
+            flag = _first_given(given, ("head", "classes", "levels"))
             raise ConfigError(
-                "--" + given[0].replace("_", "-"),
-                f"gives {name!r} {what}, but the checkpoint predicts {list(have.names or ()) or have.kind}",
+                flag, f"gives {name!r} {list(wanted.names)}, but the checkpoint predicts {list(have.names or ())}"
             )
         heads[name] = replace(have, columns=wanted.columns)
     return heads
+
+
+def _first_given(given: list[str], candidates: tuple[str, ...]) -> str:
+    """The command-line flag (of those given) whose value brought a contradiction with the checkpoint."""
+    name = next((option for option in candidates if option in given), given[0])
+    return "--" + name.replace("_", "-")
 
 
 def write_evaluation(evaluation, split: str, args: argparse.Namespace, say: Callable[..., None]) -> None:

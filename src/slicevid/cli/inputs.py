@@ -252,6 +252,19 @@ def slice_targets(args: argparse.Namespace):
     return None
 
 
+def check_slice_targets_name(train, targets) -> None:
+    """Refuse slice targets that name none of the training scans (a wrong column would turn them off unseen)."""
+    from ..errors import DataError
+
+    if targets is None or targets.indices is None or set(train.file_ids) & set(targets.indices):
+        return
+    named = ", ".join(sorted(targets.indices)[:3])
+    raise DataError(
+        f"--slice-targets names none of the {len(train)} training scans (it names {named} ...): check its "
+        "file column (--file-column) against the scan names"
+    )
+
+
 def slice_supervision(args: argparse.Namespace, targets):
     from ..tasks import SliceSupervision
 

@@ -106,8 +106,6 @@ def _add_import_option(parser: argparse.ArgumentParser) -> None:
 
 def _add_scan_options(parser: argparse.ArgumentParser, *, from_checkpoint: bool = False) -> argparse._ArgumentGroup:
     """Where labelled scans come from: a folder and a labels CSV, or a MedMNIST 3D set."""
-    from ..data.volumes import ON_ERROR
-
     group = parser.add_argument_group("data (--scans and --labels-csv, or --medmnist)")
     from_run = " (default: the checkpoint's training data)" if from_checkpoint else ""
     group.add_argument(
@@ -116,16 +114,20 @@ def _add_scan_options(parser: argparse.ArgumentParser, *, from_checkpoint: bool 
     group.add_argument("--labels-csv", help="labels CSV: one row per scan" + from_run)
     _add_medmnist_option(group)
     group.add_argument("--exclude", default=None, help="text file of scan names to leave out before the split")
-    group.add_argument(
-        "--cache-dir", default=None, help="keep preprocessed scans in this folder (each scan is preprocessed once)"
-    )
-    group.add_argument(
-        "--on-error",
-        choices=ON_ERROR,
-        default=ON_ERROR[0],
-        help="'skip' reads every scan first and leaves out the unreadable ones (listing them)",
+    _add_cache_and_error_options(
+        group,
+        "keep preprocessed scans in this folder (each scan is preprocessed once)",
+        "'skip' reads every scan first and leaves out the unreadable ones (listing them)",
     )
     return group
+
+
+def _add_cache_and_error_options(group, cache: str, skip: str) -> None:
+    """``--cache-dir`` (what it keeps, in ``cache``) and ``--on-error`` (what 'skip' does, in ``skip``)."""
+    from ..data.volumes import ON_ERROR
+
+    group.add_argument("--cache-dir", default=None, help=cache)
+    group.add_argument("--on-error", choices=ON_ERROR, default=ON_ERROR[0], help=skip)
 
 
 def _add_medmnist_option(group) -> None:
@@ -283,7 +285,6 @@ def _pretrain(p: argparse.ArgumentParser) -> None:
     from ..data.preprocess import CTPreprocessing
     from ..data.splits import SplitSettings
     from ..data.ucf import SPLIT_BY
-    from ..data.volumes import ON_ERROR
     from ..train.ssl import SSL_OBJECTIVES
     from .options import add_dataclass_options
 
@@ -300,14 +301,10 @@ def _pretrain(p: argparse.ArgumentParser) -> None:
         "20%% of train as validation",
     )
     add_dataclass_options(group, SplitSettings, only=("val_fraction",))
-    group.add_argument(
-        "--cache-dir", default=None, help="store decoded clips (or preprocessed scans) here: each is made once"
-    )
-    group.add_argument(
-        "--on-error",
-        choices=ON_ERROR,
-        default=ON_ERROR[0],
-        help="'skip' decodes every video first and leaves out the broken ones",
+    _add_cache_and_error_options(
+        group,
+        "store decoded clips (or preprocessed scans) here: each is made once",
+        "'skip' decodes every video first and leaves out the broken ones",
     )
     add_dataclass_options(p.add_argument_group("clips (defaults: the paper's)"), ClipSettings)
     ssl = p.add_argument_group("unlabeled scans (--ssl; --depth and --size set the scans' input size too)")
@@ -368,7 +365,6 @@ def _evaluate(p: argparse.ArgumentParser) -> None:
 
 
 def _predict(p: argparse.ArgumentParser) -> None:
-    from ..data.volumes import ON_ERROR
     from ..predict import SUBMISSION_IDS
 
     p.add_argument("inputs", nargs="*", help="NIfTI files, DICOM series folders, or folders of scans")
@@ -411,17 +407,15 @@ def _predict(p: argparse.ArgumentParser) -> None:
         help="comma-separated test-time augmentations averaged with the scan itself: flip (left-right), "
         "reverse (slice order)",
     )
-    p.add_argument("--cache-dir", default=None, help="keep preprocessed scans in this folder")
     p.add_argument(
         "--series",
         default=None,
         help="in a DICOM folder of several series, the one to read: its UID or its number in the error that lists them",
     )
-    p.add_argument(
-        "--on-error",
-        choices=ON_ERROR,
-        default=ON_ERROR[0],
-        help="'skip' reads every scan first, predicts the readable ones and lists the others",
+    _add_cache_and_error_options(
+        p,
+        "keep preprocessed scans in this folder",
+        "'skip' reads every scan first, predicts the readable ones and lists the others",
     )
     p.add_argument("--device", default="auto", help="'auto', 'cpu', 'cuda' or 'cuda:N'")
     _add_checked_preprocessing(p)

@@ -1,7 +1,7 @@
 """Recipes: every setting of a two-stage experiment in one object, and the one runner that runs it.
 
 [`viptt_reproduction()`][slicevid.recipes.viptt_reproduction] is the authors' code, setting by
-setting (REFERENCE.md and the docs' reproduction table list each one with what the paper says);
+setting (the docs' reproduction page lists each one with what the paper says);
 where the paper and the code disagree it follows the code, because the paper's numbers came from
 the code. [`slicevid_recipe()`][slicevid.recipes.slicevid_recipe] keeps the paper's recipe but
 makes slicevid's choices where they are better or more general (documented beside each);

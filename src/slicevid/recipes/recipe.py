@@ -24,6 +24,7 @@ from .._registry import check_literal_fields, suggest
 from ..augment import Augmentation
 from ..data.clips import ClipSettings
 from ..data.ct import NanPolicy
+from ..data.imageclef import TB_FILE_COLUMN, TB_LABEL_COLUMN
 from ..data.labels import TARGET, HeadColumns
 from ..data.preprocess import CTPreprocessing
 from ..data.splits import VAL_FRACTION
@@ -88,8 +89,8 @@ class CTLabels:
             ``{kind: class | binary | level | number, columns: [...], names: [...]}``.
     """
 
-    file_column: str = "FileName"
-    label_column: str = "TypeOfTB"
+    file_column: str = TB_FILE_COLUMN
+    label_column: str = TB_LABEL_COLUMN
     classes: tuple[str, ...] | None = None
     first_label: int | None = None
     heads: dict[str, HeadColumns] | None = None

@@ -10,7 +10,7 @@ drop).
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,7 +22,6 @@ from ..model_config import Architecture, Heads, ModelConfig, SliceExecution
 from ..presets import Init, apply_init
 from ..tasks import SliceSupervision, Task
 from ..train import FitResult, TrainConfig, finetune, pretrain
-from ..train.callbacks import Callback
 
 
 @dataclass(frozen=True)
@@ -76,14 +75,7 @@ def from_scratch_advice(start: ModelStart, config: TrainConfig) -> str | None:
 
 
 def run_pretraining(
-    start: ModelStart,
-    train_data: Dataset,
-    val_data: Dataset | None,
-    config: TrainConfig,
-    *,
-    freeze_encoder: bool = True,
-    record: Mapping[str, Any] | None = None,
-    callbacks: Sequence[Callback] = (),
+    start: ModelStart, train_data: Dataset, val_data: Dataset | None, config: TrainConfig, **options: Any
 ) -> FitResult:
     """Video pretraining from ``start``: one class per clip class, the encoder frozen (see `pretrain`).
 
@@ -92,13 +84,10 @@ def run_pretraining(
         train_data: labelled clips ``(clip (1, T, H, W), class)`` with ``classes``.
         val_data: validation clips.
         config: training settings (``out_dir`` receives the run).
-        freeze_encoder: the paper's frozen encoder; ``False`` trains it too.
-        record: what to save as the run's ``config.yaml``.
-        callbacks: more callbacks for the training loop.
+        **options: `pretrain`'s other keywords: ``freeze_encoder``, ``record``, ``callbacks``.
     """
-    model = start.build(Heads.of(len(train_data.classes)), config.seed)
     return pretrain(
-        model, train_data, val_data, config, freeze_encoder=freeze_encoder, record=record, callbacks=callbacks
+        start.build(Heads.of(len(train_data.classes)), config.seed), train_data, val_data, config, **options
     )
 
 
@@ -110,9 +99,7 @@ def run_finetuning(
     *,
     tasks: Mapping[str, Task],
     slice_supervision: SliceSupervision | None = None,
-    freeze_encoder: bool = False,
-    record: Mapping[str, Any] | None = None,
-    callbacks: Sequence[Callback] = (),
+    **options: Any,
 ) -> tuple[SliceSequenceClassifier, FitResult]:
     """Fine-tuning from ``start`` for ``tasks`` (new heads where a pretrained model's differ; see `finetune`).
 
@@ -124,19 +111,7 @@ def run_finetuning(
         config: training settings (``out_dir`` receives the run).
         tasks: the heads to train, by name.
         slice_supervision: a per-slice head to train from the data's slice targets.
-        freeze_encoder: keep the encoder frozen.
-        record: what to save as the run's ``config.yaml``.
-        callbacks: more callbacks for the training loop.
+        **options: `finetune`'s other keywords: ``freeze_encoder``, ``record``, ``callbacks``.
     """
     model = start.build(Heads(dict(tasks), slice_supervision), config.seed)
-    return finetune(
-        model,
-        train_data,
-        val_data,
-        config,
-        tasks=tasks,
-        slice_supervision=slice_supervision,
-        freeze_encoder=freeze_encoder,
-        record=record,
-        callbacks=callbacks,
-    )
+    return finetune(model, train_data, val_data, config, tasks=tasks, slice_supervision=slice_supervision, **options)

@@ -230,6 +230,12 @@ class Trainer:
         broadcast_buffers(self.context, self.model)
         sums = gather_tensors(self.context, torch.cat([total, torch.tensor([float(count)], dtype=torch.float64)]))[0]
         sums = sums.view(-1, 2).sum(0)
+        if not sums[1]:
+            raise DataError(
+                f"epoch {epoch + 1} had no training batch: {len(self.train_data)} samples in batches of "
+                f"{self.config.batch_size}{' with drop_last' if self.config.drop_last else ''}; use more samples "
+                "or smaller batches"
+            )
         return float(sums[0] / sums[1])
 
     def _forward(self, inputs: torch.Tensor, lengths: torch.Tensor | None) -> dict[str, torch.Tensor]:

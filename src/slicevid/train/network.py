@@ -49,6 +49,8 @@ class ModelOutputs(nn.Module):
                 "resample every scan to one depth",
             )
         outputs = self.model(volumes) if lengths is None else self.model(volumes, lengths)
+        if isinstance(outputs, Outputs):  # a FoldEnsemble, or a user's module that returns them
+            return outputs
         return Outputs(dict(outputs) if isinstance(outputs, dict) else {TARGET: outputs})
 
 

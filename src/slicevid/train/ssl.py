@@ -210,6 +210,12 @@ def pretrain_ssl(
         model.reset_head(tasks={"slice_order": Multiclass(ORDER_CLASSES)})
         views = SliceOrderViews(train, config.seed), SliceOrderViews(val, config.seed + 1)
         return fit(model, *views, config, record=record)
+    if config.batch_size < 2 or len(train) < 2:
+        raise ConfigError(
+            "batch_size",
+            f"must be at least 2 for contrastive pretraining, with at least 2 training scans (each view picks its "
+            f"twin among the batch's other scans); got batches of {config.batch_size} from {len(train)} scans",
+        )
     network = ContrastivePretraining(model, width=config.batch_size, temperature=temperature)
     names = [*(f"other scan {i}" for i in range(1, config.batch_size)), "twin"]
     train.target = val.target = config.batch_size - 1
