@@ -105,3 +105,18 @@ def write_dicom_series(folder: Path, volume_dhw: np.ndarray, spacing=(2.5, 0.8, 
         ds.PixelData = (np.asarray(image) + 1024).astype(np.int16).tobytes()
         ds.save_as(folder / f"slice{k:03d}.dcm", enforce_file_format=True)
     return folder
+
+
+def write_medmnist_npz(path: Path, counts=(24, 8, 8), side: int = 8, classes: int = 2, seed: int = 0) -> Path:
+    """A tiny MedMNIST-format ``.npz``: uint8 ``(N, D, H, W)`` volumes whose class is a bright cube's position."""
+    rng = np.random.default_rng(seed)
+    arrays = {}
+    for split, count in zip(("train", "val", "test"), counts, strict=True):
+        labels = np.arange(count) % classes
+        volumes = rng.integers(0, 40, size=(count, side, side, side)).astype(np.uint8)
+        for volume, label in zip(volumes, labels, strict=True):
+            start = label * side // (classes + 1)
+            volume[start : start + side // 2, 2:-2, 2:-2] = 255
+        arrays[f"{split}_images"], arrays[f"{split}_labels"] = volumes, labels[:, None].astype(np.uint8)
+    np.savez_compressed(path, **arrays)
+    return path

@@ -1,4 +1,7 @@
-"""The benchmark scripts run in their quick modes and print their tables (speed is not asserted)."""
+"""The benchmark scripts run in their quick modes and print their tables (speed is not asserted).
+
+Their ``--help`` is read in this process; their quick runs, each in a process of its own, are the slow tier.
+"""
 
 import importlib.util
 import json
@@ -8,7 +11,22 @@ from pathlib import Path
 
 import pytest
 
+from .helpers import write_medmnist_npz
+
 ROOT = Path(__file__).resolve().parents[1]
+SCRIPTS = [
+    "throughput.py",
+    "resample.py",
+    "data_cache.py",
+    "imageclef_table.py",
+    "synthetic_table.py",
+    "inference.py",
+    "vs_keras.py",
+    "peers.py",
+    "learning_curve.py",
+    "report_table.py",
+    "medmnist3d.py",
+]
 
 
 def run(script: str, *args: str) -> str:
@@ -23,24 +41,33 @@ def run(script: str, *args: str) -> str:
     return done.stdout
 
 
-@pytest.mark.parametrize(
-    "script",
-    [
-        "throughput.py",
-        "resample.py",
-        "data_cache.py",
-        "imageclef_table.py",
-        "synthetic_table.py",
-        "inference.py",
-        "vs_keras.py",
-        "peers.py",
-        "learning_curve.py",
-    ],
-)
-def test_help(script):
-    assert "usage:" in run(script, "--help")
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_help(script, capsys, monkeypatch):
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))  # the scripts import their shared helpers
+    name = f"benchmark_{script[:-3]}"
+    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / script)
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, name, module)  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    with pytest.raises(SystemExit) as done:
+        module.main(["--help"])
+    assert done.value.code == 0 and "usage:" in capsys.readouterr().out
 
 
+@pytest.mark.slow
+def test_medmnist3d_quick_writes_a_row_per_method_beside_the_published_ones(tmp_path):
+    npz = write_medmnist_npz(tmp_path / "adrenalmnist3d.npz", counts=(40, 16, 16))
+    rows = ["slicevid compact CNN + attention, PT", "MONAI ResNet-10 (3D)"]
+    out = run("medmnist3d.py", "--quick", "--npz", str(npz), "--out", str(tmp_path / "m"), "--rows", *rows)
+    results = json.loads((tmp_path / "m" / "medmnist3d.json").read_text())
+    assert [row["name"] for row in results["rows"]] == rows
+    for row in results["rows"]:
+        assert {"test_auc", "test_auc_sd", "test_acc", "seconds_per_epoch", "parameters"} <= set(row)
+        assert 0 <= row["test_auc"] <= 1 and row["floor_seconds_per_epoch"] > 0 and len(row["auc_cis"]) == 1
+    assert "| MedMNIST v2: ResNet-18 + ACS (published) | 0.839 |" in out
+
+
+@pytest.mark.slow
 def test_throughput_quick(tmp_path):
     out = run("throughput.py", "--quick", "--json", str(tmp_path / "t.json"))
     for heading in (
@@ -57,6 +84,7 @@ def test_throughput_quick(tmp_path):
     assert (tmp_path / "t.json").is_file()
 
 
+@pytest.mark.slow
 def test_inference_quick(tmp_path):
     out = run("inference.py", "--quick", "--json", str(tmp_path / "i.json"))
     for path in ("PyTorch eager fp32", "PyTorch eager bf16", "ONNX Runtime fp32", "ONNX Runtime int8"):
@@ -64,6 +92,7 @@ def test_inference_quick(tmp_path):
     assert "| flip + reverse |" in out and (tmp_path / "i.json").is_file()
 
 
+@pytest.mark.slow
 def test_peers_quick_writes_one_json_row_per_method(tmp_path):
     out = run("peers.py", "--quick", "--out", str(tmp_path))
     rows = json.loads((tmp_path / "peers.json").read_text())["rows"]
@@ -76,6 +105,7 @@ def test_peers_quick_writes_one_json_row_per_method(tmp_path):
     assert "| MONAI MILModel (attention) |" in out
 
 
+@pytest.mark.slow
 def test_learning_curve_quick(tmp_path):
     out = run("learning_curve.py", "--quick", "--out", str(tmp_path))
     for row in ("| No PT |", "| video PT |", "| SSL contrastive, training phantoms |", "| video PT, then SSL order |"):
@@ -83,17 +113,20 @@ def test_learning_curve_quick(tmp_path):
     assert "10% of labels" in out and (tmp_path / "results.json").is_file()
 
 
+@pytest.mark.slow
 def test_vs_keras_says_when_tensorflow_is_missing():
     if importlib.util.find_spec("tensorflow") is not None:
         pytest.skip("TensorFlow is installed here: the comparison itself is a benchmark, not a test")
     assert "TensorFlow is not installed" in run("vs_keras.py")
 
 
+@pytest.mark.slow
 def test_resample_and_cache_quick():
     assert "| scipy.ndimage.zoom order=1 |" in run("resample.py", "--quick")
     assert "| cached, later epoch |" in run("data_cache.py", "--quick")
 
 
+@pytest.mark.slow
 def test_imageclef_table_runs_the_reproduction_recipe_and_resumes(tmp_path):
     from slicevid.cli import main
 
@@ -160,6 +193,7 @@ def test_imageclef_table_runs_the_reproduction_recipe_and_resumes(tmp_path):
     assert again.count("already done") == 6  # pretraining and the five configurations
 
 
+@pytest.mark.slow
 def test_synthetic_table_quick(tmp_path):
     out = run("imageclef_table.py", "--synthetic", "--quick", "--seeds", "0", "1", "--out", str(tmp_path))
     for method in ("No PT", "PT", "PT+CW", "PT+CW+AUG"):

@@ -9,6 +9,7 @@ here, and chance is 0.
 
 from dataclasses import replace
 
+import pytest
 import torch
 
 from slicevid import create_model
@@ -16,6 +17,8 @@ from slicevid.data import CTPreprocessing, ImageCLEFTBT
 from slicevid.data.synthetic import write_tb_phantoms
 from slicevid.recipes import demo_recipe
 from slicevid.train import fit
+
+pytestmark = pytest.mark.slow  # each test trains until it learns
 
 
 def test_tiny_synthetic_task_is_learned(tmp_path):

@@ -90,3 +90,31 @@ def test_with_head_and_architecture_differences():
     ]
     with pytest.raises(ValueError, match="class_names has 2 names"):
         ModelConfig(num_classes=3, class_names=("a", "b"))
+
+
+def test_a_checkpoint_of_the_previous_release_loads_and_predicts_as_it_did():
+    """tests/data/round3-checkpoint was saved by slicevid 0.2 (a flat, format-3 config.json) with two heads."""
+    from pathlib import Path
+
+    from slicevid.tasks import Multilabel
+
+    folder = Path(__file__).parent / "data" / "round3-checkpoint"
+    assert json.loads((folder / "config.json").read_text())["format_version"] == 3
+    model = SliceSequenceClassifier.from_pretrained(folder).eval()
+    config = model.config
+    assert config.architecture.encoder == "compact_cnn" and config.heads.tasks["type"].classes == ("cat", "dog", "fox")
+    assert config.tasks["findings"] == Multilabel(
+        ["left", "right"], thresholds=[0.4, 0.6], flip_pairs=[("left", "right")]
+    )
+    assert config.inputs.preprocessing.size == (6, 16, 16) and config.provenance.training_data.val_ids == ("a", "b")
+    x = torch.rand(2, 1, 6, 16, 16, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        out = model(x)
+    expected = {  # what slicevid 0.2 computed for this input
+        "type": [[0.334686, -0.550535, -0.164439], [0.339274, -0.545635, -0.150376]],
+        "findings": [[0.025053, -0.490595], [0.014161, -0.491920]],
+    }
+    for name, values in expected.items():
+        assert torch.allclose(out[name], torch.tensor(values), atol=1e-5), name
+    resaved = ModelConfig.from_dict(config.to_dict())
+    assert resaved == config and config.to_dict()["format_version"] == FORMAT_VERSION

@@ -201,6 +201,7 @@ def _run_script(script: Path, *args: str) -> subprocess.Popen:
     )
 
 
+@pytest.mark.slow
 def test_resume_after_kill_reaches_the_same_weights(tmp_path):
     script = tmp_path / "train.py"
     script.write_text(RESUME_SCRIPT)
@@ -246,6 +247,7 @@ DDP_SCRIPT = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_two_process_ddp_ends_with_identical_weights(tmp_path):
     script = tmp_path / "ddp.py"
     script.write_text(DDP_SCRIPT)
