@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from .helpers import PLAIN_CNN, plain_cnn, registered_encoder
+from .helpers import PLAIN_CNN, plain_cnn, registered
 
 
 @pytest.fixture(autouse=True)
@@ -16,7 +16,7 @@ def _deterministic():
 @pytest.fixture
 def plain_cnn_encoder():
     """Registers ``"test_plain_cnn"`` (a BatchNorm-free encoder) for the test, and removes it after."""
-    with registered_encoder(PLAIN_CNN, plain_cnn):
+    with registered("encoder", PLAIN_CNN, plain_cnn):
         yield PLAIN_CNN
 
 

@@ -52,23 +52,17 @@ def toy_data(n: int = 12, classes: int = 3, seed: int = 0, noise: float = 1.0) -
 
 
 @contextlib.contextmanager
-def registered_encoder(name: str, builder) -> Iterator[None]:
-    """Register an encoder for the duration of a block."""
-    register_encoder(name, builder)
+def registered(kind: str, name: str, builder) -> Iterator[None]:
+    """Register an ``"encoder"`` or an ``"aggregator"`` under ``name`` for the duration of a block."""
+    register, unregister = {
+        "encoder": (register_encoder, unregister_encoder),
+        "aggregator": (register_aggregator, unregister_aggregator),
+    }[kind]
+    register(name, builder)
     try:
         yield
     finally:
-        unregister_encoder(name)
-
-
-@contextlib.contextmanager
-def registered_aggregator(name: str, builder) -> Iterator[None]:
-    """Register an aggregator for the duration of a block."""
-    register_aggregator(name, builder)
-    try:
-        yield
-    finally:
-        unregister_aggregator(name)
+        unregister(name)
 
 
 def write_nifti(path: Path, volume_dhw: np.ndarray, spacing=(2.0, 0.8, 0.7), dtype=np.int16) -> Path:

@@ -5,6 +5,7 @@ import torch
 
 from slicevid import create_model
 from slicevid.aggregators import create_aggregator, list_aggregators
+from slicevid.errors import ConfigError
 
 AGGREGATOR_KWARGS = {
     "lstm": [{"hidden_size": 8}, {"hidden_size": 8, "bidirectional": True, "readout": "mean"}],
@@ -62,7 +63,7 @@ def test_transformer_sees_slice_order():
 
 
 def test_unknown_keyword_is_named():
-    with pytest.raises(ValueError, match="aggregator 'mean' does not take 'hidden_size'"):
+    with pytest.raises(ConfigError, match="aggregator 'mean' does not take 'hidden_size'"):
         create_aggregator("mean", 8, hidden_size=16)
-    with pytest.raises(ValueError, match="width must be even and divisible by heads"):
+    with pytest.raises(ConfigError, match="width must be even and divisible by heads"):
         create_aggregator("transformer", 8, width=10, heads=4)

@@ -2,6 +2,7 @@ import pytest
 import torch
 
 from slicevid.augment import PAPER_ANGLES, RandomAxialRotation, rotate_axial
+from slicevid.errors import ConfigError
 
 
 def test_zero_angle_is_identity():
@@ -38,9 +39,9 @@ def test_notebook_variant_skips_a_quarter():
 def test_single_volume_and_bad_shape():
     aug = RandomAxialRotation(angles=[10.0])
     assert aug(torch.rand(1, 2, 8, 8)).shape == (1, 2, 8, 8)
-    with pytest.raises(ValueError, match=r"\(C, D, H, W\)"):
+    with pytest.raises(ConfigError, match=r"\(C, D, H, W\)"):
         aug(torch.rand(8, 8))
-    with pytest.raises(ValueError, match="p must"):
+    with pytest.raises(ConfigError, match="p must"):
         RandomAxialRotation(p=2.0)
 
 

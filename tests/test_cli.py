@@ -493,7 +493,8 @@ def test_expand_inputs_tells_series_from_folders(data, tmp_path):
         expand_inputs([tmp_path / "notes.txt"])
 
 
-def test_a_shown_recipe_edited_runs_with_the_edited_settings(data, tmp_path, capsys):
+def small_reproduction_recipe(capsys) -> dict:
+    """The shown reproduction recipe, made small: a compact CNN at 6 x 32 x 32, one epoch, two configurations."""
     import yaml
 
     assert main(["recipe", "show", "viptt-reproduction"]) == 0
@@ -507,6 +508,46 @@ def test_a_shown_recipe_edited_runs_with_the_edited_settings(data, tmp_path, cap
     recipe["configurations"] = {name: recipe["configurations"][name] for name in ("No PT (scratch)", "PT+CW")}
     for stage in ("pretrain", "finetune"):
         recipe[stage].update(epochs=1, device="cpu", progress=False)
+    return recipe
+
+
+def test_a_recipes_slice_execution_reaches_every_stage_pretrained_ones_and_test_scoring_included(
+    data, tmp_path, capsys, monkeypatch
+):
+    from slicevid.model_config import SliceExecution
+    from slicevid.recipes import Recipe, run_recipe, runner, stage
+
+    seen = []
+
+    def recording(where, function):
+        def wrapper(model, *args, **kwargs):
+            seen.append((where, model.execution))
+            return function(model, *args, **kwargs)
+
+        return wrapper
+
+    for module, name in ((stage, "pretrain"), (stage, "finetune"), (runner, "evaluate")):
+        monkeypatch.setattr(module, name, recording(name, getattr(module, name)))
+    recipe = Recipe.from_dict({**small_reproduction_recipe(capsys), "execution": {"slice_chunk": 2}})
+    phantoms = data / "phantoms"
+    run_recipe(
+        recipe,
+        scans=phantoms,
+        labels_csv=phantoms / "labels.csv",
+        videos=data / "videos",
+        test_scans=phantoms,
+        test_labels_csv=phantoms / "labels.csv",
+        out=tmp_path / "run",
+        progress=False,
+    )
+    assert [where for where, _ in seen] == ["pretrain", "finetune", "evaluate", "finetune", "evaluate"]
+    assert all(execution == SliceExecution(slice_chunk=2) for _, execution in seen)  # PT+CW starts from a folder
+
+
+def test_a_shown_recipe_edited_runs_with_the_edited_settings(data, tmp_path, capsys):
+    import yaml
+
+    recipe = small_reproduction_recipe(capsys)
     recipe["finetune"]["lr"] = 0.0042  # the edit to find again
     path = tmp_path / "r.yaml"
     path.write_text(yaml.safe_dump(recipe))

@@ -7,6 +7,7 @@ import torch
 
 from slicevid.convert import load_keras_h5
 from slicevid.encoders.vgg import VGG16_BLOCKS
+from slicevid.errors import CheckpointError
 
 HIDDEN, DENSE, CLASSES = 16, 32, 5
 
@@ -100,21 +101,21 @@ def test_cli_convert_writes_save_pretrained_folder(tmp_path):
 def test_missing_weight_is_named(tmp_path):
     weights = keras_weights()
     del weights["time_distributed_1/block3_conv2/kernel:0"]
-    with pytest.raises(ValueError, match="block3_conv2/kernel"):
+    with pytest.raises(CheckpointError, match="block3_conv2/kernel"):
         load_keras_h5(write_h5(tmp_path / "m.h5", weights))
 
 
 def test_misshaped_weight_is_named(tmp_path):
     weights = keras_weights()
     weights["lstm_2/lstm_2/lstm_cell_2/kernel:0"] = np.zeros((256, 4 * HIDDEN), np.float32)
-    with pytest.raises(ValueError, match=r"lstm_cell_2/kernel:0 has shape \(256, 64\), expected \(512, 64\)"):
+    with pytest.raises(CheckpointError, match=r"lstm_cell_2/kernel:0 has shape \(256, 64\), expected \(512, 64\)"):
         load_keras_h5(write_h5(tmp_path / "m.h5", weights))
 
 
 def test_not_hdf5_and_missing_file(tmp_path):
     bad = tmp_path / "bad.h5"
     bad.write_bytes(b"definitely not hdf5")
-    with pytest.raises(ValueError, match="not an HDF5 file"):
+    with pytest.raises(CheckpointError, match="not an HDF5 file"):
         load_keras_h5(bad)
     with pytest.raises(FileNotFoundError, match="nope.h5"):
         load_keras_h5(tmp_path / "nope.h5")
@@ -122,7 +123,7 @@ def test_not_hdf5_and_missing_file(tmp_path):
 
 def test_file_without_lstm(tmp_path):
     weights = {k: v for k, v in keras_weights().items() if "lstm" not in k}
-    with pytest.raises(ValueError, match="no LSTM recurrent_kernel"):
+    with pytest.raises(CheckpointError, match="no LSTM recurrent_kernel"):
         load_keras_h5(write_h5(tmp_path / "m.h5", weights))
 
 

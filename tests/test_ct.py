@@ -7,6 +7,7 @@ from scipy import ndimage
 
 from slicevid import DataError
 from slicevid.data import CTPreprocessing, hu_window, load_ct
+from slicevid.errors import ConfigError
 
 from .helpers import write_dicom_series, write_nifti
 
@@ -47,7 +48,7 @@ def test_hu_window():
     assert np.allclose(hu_window(hu), [0.0, 0.0, 0.5, 1.0, 1.0])
     assert torch.allclose(hu_window(torch.tensor(hu)), torch.tensor([0.0, 0.0, 0.5, 1.0, 1.0]))
     assert np.allclose(hu_window(hu, -1000, 0), [0, 0, 0.7, 1, 1])
-    with pytest.raises(ValueError, match="hi > lo"):
+    with pytest.raises(ConfigError, match="hi > lo"):
         hu_window(hu, 10, 10)
 
 
@@ -57,7 +58,7 @@ def test_preprocessing_pipeline(tmp_path, volume):
     assert out.shape == (4, 5, 6) and out.dtype == np.float32 and out.min() >= 0 and out.max() <= 1
     selected = CTPreprocessing(size=(3, 10, 12), resample="first")(path)
     assert np.allclose(selected, hu_window(volume[:3].astype(np.float32)), atol=1e-6)
-    with pytest.raises(ValueError, match="resample"):
+    with pytest.raises(ConfigError, match="resample"):
         CTPreprocessing(resample="bogus")
 
 
@@ -162,9 +163,9 @@ def test_native_and_spacing_resampling(tmp_path, volume):
     path = write_nifti(tmp_path / "scan.nii.gz", volume, spacing=(2.0, 0.8, 0.7))
     assert CTPreprocessing(size=(None, 5, 6), resample="native")(path).shape == (6, 5, 6)
     assert CTPreprocessing(size=(None, 5, 6), resample="spacing", slice_spacing=4.0)(path).shape == (3, 5, 6)
-    with pytest.raises(ValueError, match="depth must be None exactly when"):
+    with pytest.raises(ConfigError, match="depth must be None exactly when"):
         CTPreprocessing(size=(6, 5, 6), resample="native")
-    with pytest.raises(ValueError, match="slice_spacing is needed"):
+    with pytest.raises(ConfigError, match="slice_spacing is needed"):
         CTPreprocessing(size=(None, 5, 6), resample="spacing")
 
 

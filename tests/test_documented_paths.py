@@ -18,6 +18,8 @@ from slicevid.errors import CheckpointError, ConfigError, DataError
 from slicevid.keys import TARGET
 from slicevid.recipes import Configuration, Recipe
 
+from .helpers import PLAIN_CNN, plain_cnn, registered
+
 pytestmark = pytest.mark.usefixtures("plain_cnn_encoder")
 SMALL = ["--encoder", "test_plain_cnn", "--depth", "4", "--size", "32", "--epochs", "1", "--no-progress"]
 SPLIT = ["--val-fraction", "0.25"]  # 5 validation scans of 20: one of each type
@@ -116,10 +118,8 @@ def test_a_run_that_failed_in_its_first_epoch_says_overwrite(scans, tmp_path, ca
 # ------------------------------------------------------------------ evaluation and prediction
 @pytest.fixture(scope="module")
 def trained(scans, tmp_path_factory):
-    from tests.helpers import PLAIN_CNN, plain_cnn, registered_encoder
-
     out = tmp_path_factory.mktemp("trained") / "run"
-    with registered_encoder(PLAIN_CNN, plain_cnn):
+    with registered("encoder", PLAIN_CNN, plain_cnn):
         assert finetune(scans, out) == 0
     return out
 

@@ -6,9 +6,9 @@ from torch import nn
 from slicevid import WeightsNotFoundError, create_model
 from slicevid.aggregators import create_aggregator, list_aggregators
 from slicevid.encoders import VGG16Encoder, create_encoder, list_encoders, register_encoder
-from slicevid.errors import ConfigError
+from slicevid.errors import CheckpointError, ConfigError
 
-from .helpers import registered_aggregator, registered_encoder
+from .helpers import registered
 
 
 def test_registry_lists_and_patterns():
@@ -32,10 +32,10 @@ def test_register_encoder_in_three_lines():
         net.num_features = 6
         return net
 
-    with registered_encoder("tiny_cnn_for_test", tiny_cnn):
+    with registered("encoder", "tiny_cnn_for_test", tiny_cnn):
         model = create_model("tiny_cnn_for_test", "gru", num_classes=2)
         assert model(torch.rand(2, 1, 3, 16, 16)).shape == (2, 2)
-        with pytest.raises(ValueError, match="already registered"):
+        with pytest.raises(ConfigError, match="already registered"):
             register_encoder("tiny_cnn_for_test", tiny_cnn)
     assert "tiny_cnn_for_test" not in list_encoders()
 
@@ -49,7 +49,7 @@ def test_register_aggregator():
         def forward(self, seq):
             return seq[:, -1]
 
-    with registered_aggregator("last_step_for_test", LastStep):
+    with registered("aggregator", "last_step_for_test", LastStep):
         model = create_model("timm:test_resnet", "last_step_for_test", num_classes=3)
         assert model(torch.rand(1, 1, 2, 32, 32)).shape == (1, 3)
 
@@ -91,7 +91,7 @@ def test_encoder_weights_with_wrong_shapes_name_the_keys(tmp_path):
     del state["features.2.bias"]
     path = tmp_path / "bad.pth"
     torch.save(state, path)
-    with pytest.raises(ValueError, match=r"features\.0\.weight.*\(64, 1, 3, 3\)") as err:
+    with pytest.raises(CheckpointError, match=r"features\.0\.weight.*\(64, 1, 3, 3\)") as err:
         create_encoder("vgg16", weights=path)
     assert "features.2.bias" in str(err.value)
 
@@ -99,7 +99,7 @@ def test_encoder_weights_with_wrong_shapes_name_the_keys(tmp_path):
 def test_pickled_objects_are_refused(tmp_path):
     path = tmp_path / "evil.pth"
     torch.save({"model": nn.Linear(2, 2)}, path)  # a module object, not tensors
-    with pytest.raises(ValueError, match="weights_only"):
+    with pytest.raises(CheckpointError, match="weights_only"):
         create_encoder("vgg16", weights=path)
 
 

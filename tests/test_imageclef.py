@@ -85,7 +85,7 @@ def test_balanced_class_weights_on_paper_counts():
     weights = balanced_class_weights(labels, 5)
     assert np.allclose(weights.numpy(), [0.437, 0.813, 1.807, 1.830, 2.614], atol=1e-3)
     assert np.allclose(weights.numpy(), compute_class_weight("balanced", classes=np.arange(5), y=labels))
-    with pytest.raises(ValueError, match=r"classes \[4\]"):
+    with pytest.raises(DataError, match=r"classes \[4\]"):
         balanced_class_weights(np.array([0, 1, 2, 3]), 5)
 
 
@@ -93,7 +93,7 @@ def test_unlabeled_test_mode(phantoms):
     root, _ = phantoms
     ds = ImageCLEFTBT(root, split="test", preprocessing=SMALL)
     assert len(ds) == 25 and ds[3][1] == -1 and ds.file_ids[0] == "TRN_0001"
-    with pytest.raises(ValueError, match="labels_csv"):
+    with pytest.raises(DataError, match="labels_csv"):
         ImageCLEFTBT(root, split="train")
 
 

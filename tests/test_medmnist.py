@@ -99,10 +99,11 @@ def test_finetune_records_the_file_and_evaluate_scores_its_validation_then_test_
 def test_predict_a_medmnist_split(trained, npz, tmp_path, capsys):
     out = tmp_path / "p.csv"
     args = ["--checkpoint", str(trained / "best"), "--medmnist", str(npz), "--out", str(out), "--no-progress"]
-    assert main(["predict", *args]) == 0
+    assert main(["predict", *args, "--explain", str(tmp_path / "why")]) == 0
     lines = out.read_text().splitlines()
     assert lines[0] == "file_id,file,predicted,p_normal,p_hyperplasia" and len(lines) == 9
     assert lines[1].startswith("test/0000,test/0000,")
+    assert len(list((tmp_path / "why").glob("test__*.png"))) == 8  # slice importance of each volume
 
 
 def test_options_that_cannot_apply_to_medmnist_are_refused(npz, tmp_path, capsys):

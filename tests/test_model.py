@@ -3,7 +3,7 @@ import torch
 from torch import nn
 
 from slicevid import SliceSequenceClassifier, create_model
-from slicevid.errors import CheckpointError
+from slicevid.errors import CheckpointError, ConfigError
 from slicevid.presets import viptt_net
 
 from .helpers import tiny_model
@@ -127,7 +127,7 @@ def test_save_pretrained_round_trip(tmp_path):
 def test_save_pretrained_rejects_anonymous_modules(tmp_path):
     from slicevid.encoders import VGG16Encoder
 
-    with pytest.raises(ValueError, match="register"):
+    with pytest.raises(ConfigError, match="register"):
         create_model(VGG16Encoder()).save_pretrained(tmp_path)
 
 
@@ -172,34 +172,34 @@ def test_rnn_stays_float32_under_autocast(model):
     ],
 )
 def test_bad_input_names_layout(model, x, match):
-    with pytest.raises(ValueError, match=match):
+    with pytest.raises(ConfigError, match=match):
         model(x)
 
 
 def test_bad_feature_shape(model):
-    with pytest.raises(ValueError, match=r"\(B, D, "):
+    with pytest.raises(ConfigError, match=r"\(B, D, "):
         model.forward_head(torch.rand(2, 3, 7))
 
 
 def test_bad_constructor_arguments():
-    with pytest.raises(ValueError, match="adapter"):
+    with pytest.raises(ConfigError, match="adapter"):
         tiny_model(adapter="rgb")
-    with pytest.raises(ValueError, match="slice_chunk"):
+    with pytest.raises(ConfigError, match="slice_chunk"):
         tiny_model(slice_chunk=0)
-    with pytest.raises(ValueError, match="readout"):
+    with pytest.raises(ConfigError, match="readout"):
         tiny_model(aggregator_kwargs={"readout": "first"})
 
 
 def test_lengths_are_checked(model):
-    with pytest.raises(ValueError, match="lengths must lie in 1..4"):
+    with pytest.raises(ConfigError, match="lengths must lie in 1..4"):
         model(torch.rand(2, 1, 4, 32, 32), torch.tensor([5, 1]))
-    with pytest.raises(ValueError, match="2 integers"):
+    with pytest.raises(ConfigError, match="2 integers"):
         model(torch.rand(2, 1, 4, 32, 32), torch.tensor([4]))
 
 
 @pytest.mark.parametrize("shape", [(0, 1, 4, 32, 32), (1, 1, 0, 32, 32)], ids=["batch 0", "depth 0"])
 def test_empty_batch_or_depth(model, shape):
-    with pytest.raises(ValueError, match="at least one sample and one slice"):
+    with pytest.raises(ConfigError, match="at least one sample and one slice"):
         model(torch.rand(shape))
 
 
@@ -229,7 +229,7 @@ def test_unwindowed_input_warns_once(model):
     ],
 )
 def test_bad_sizes(kwargs, match):
-    with pytest.raises(ValueError, match=match):
+    with pytest.raises(ConfigError, match=match):
         tiny_model(**kwargs)
 
 
@@ -242,7 +242,7 @@ def test_bad_sizes(kwargs, match):
 )
 def test_encoder_that_cannot_take_the_input_size(encoder, size, match):
     model = create_model(encoder, "mean", 2, head_hidden=8).eval()
-    with pytest.raises(ValueError, match=match):
+    with pytest.raises(ConfigError, match=match):
         model(torch.rand(1, 1, 2, size, size))
 
 

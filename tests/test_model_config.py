@@ -8,6 +8,7 @@ from safetensors.torch import save_file
 
 from slicevid import SliceSequenceClassifier
 from slicevid.data import CTPreprocessing
+from slicevid.errors import CheckpointError, ConfigError
 from slicevid.model_config import FORMAT_VERSION, ModelConfig
 
 from .helpers import tiny_model
@@ -68,7 +69,7 @@ def test_version_1_checkpoint_loads_with_a_warning(tmp_path):
 def test_bad_config_json_is_one_clear_error(tmp_path, content, match):
     tiny_model().save_pretrained(tmp_path)
     (tmp_path / "config.json").write_text(content)
-    with pytest.raises(ValueError, match=match):
+    with pytest.raises(CheckpointError, match=match):
         SliceSequenceClassifier.from_pretrained(tmp_path)
 
 
@@ -77,7 +78,7 @@ def test_truncated_or_empty_weights_name_the_file(tmp_path, size):
     tiny_model().save_pretrained(tmp_path)
     weights = tmp_path / "model.safetensors"
     weights.write_bytes(weights.read_bytes()[:size])
-    with pytest.raises(ValueError, match=r"model\.safetensors: not a readable safetensors file"):
+    with pytest.raises(CheckpointError, match=r"model\.safetensors: not a readable safetensors file"):
         SliceSequenceClassifier.from_pretrained(tmp_path)
 
 
@@ -88,7 +89,7 @@ def test_with_head_and_architecture_differences():
     assert five.architecture_differences(config) == [
         "heads: {'target': ['multiclass', 5]} vs {'target': ['multiclass', 10]}"
     ]
-    with pytest.raises(ValueError, match="class_names has 2 names"):
+    with pytest.raises(ConfigError, match="class_names has 2 names"):
         ModelConfig(num_classes=3, class_names=("a", "b"))
 
 

@@ -8,6 +8,7 @@ import torch
 from torch.utils.data import TensorDataset
 
 from slicevid import DataError, TrainingDivergedError
+from slicevid.errors import ConfigError
 from slicevid.train import TrainConfig, fit
 from slicevid.train.run_folder import RunFolderError, open_run_folder
 
@@ -59,7 +60,7 @@ def test_outputs_follow_the_umask(tmp_path):
 def test_resume_with_another_architecture_names_the_difference(tmp_path):
     fit(plain_model(), toy_data(), None, TrainConfig(epochs=1, out_dir=str(tmp_path), **QUIET))
     other = plain_model(classes=4)
-    with pytest.raises(ValueError, match=r"other settings \(heads: .*'multiclass', 3\]\} vs .*'multiclass', 4\]\}"):
+    with pytest.raises(RunFolderError, match=r"other settings \(heads: .*'multiclass', 3\]\} vs .*'multiclass', 4\]\}"):
         fit(
             other,
             TensorDataset(torch.rand(8, 1, 3, 32, 32), torch.arange(8) % 4),
@@ -70,7 +71,7 @@ def test_resume_with_another_architecture_names_the_difference(tmp_path):
 
 @pytest.mark.parametrize("lr", [0.0, -1.0, float("inf"), float("nan")])
 def test_bad_learning_rates_are_refused_up_front(lr):
-    with pytest.raises(ValueError, match="lr must be"):
+    with pytest.raises(ConfigError, match="lr must be"):
         TrainConfig(lr=lr)
 
 

@@ -3,6 +3,7 @@ import pytest
 import torch
 from scipy import ndimage
 
+from slicevid.errors import ConfigError
 from slicevid.resample import SIZ, select_slices, spline_interpolated_zoom
 
 SHAPES = [
@@ -37,7 +38,7 @@ def test_siz_orders():
     cubic = spline_interpolated_zoom(volume, (5, 7, 7), order=3)
     factors = [5 / 9, 7 / 12, 7 / 12]
     assert np.allclose(cubic, ndimage.zoom(volume, factors, order=3, mode="nearest"), atol=1e-5)
-    with pytest.raises(ValueError, match="order"):
+    with pytest.raises(ConfigError, match="order"):
         spline_interpolated_zoom(volume, (5, 7, 7), order=2)
 
 
@@ -59,9 +60,9 @@ def test_siz_transform_clips():
 
 
 def test_siz_rejects_bad_shapes():
-    with pytest.raises(ValueError, match=r"\(D, H, W\)"):
+    with pytest.raises(ConfigError, match=r"\(D, H, W\)"):
         spline_interpolated_zoom(np.zeros((4, 4)), (2, 2, 2))
-    with pytest.raises(ValueError, match="three positive"):
+    with pytest.raises(ConfigError, match="three positive"):
         spline_interpolated_zoom(np.zeros((4, 4, 4)), (2, 2))
 
 
@@ -87,7 +88,7 @@ def test_select_slices(depth, n, how, expected):
 
 
 def test_select_slices_bad_arguments():
-    with pytest.raises(ValueError, match="how"):
+    with pytest.raises(ConfigError, match="how"):
         select_slices(np.zeros((4, 2, 2)), 2, "random")
-    with pytest.raises(ValueError, match="num_slices"):
+    with pytest.raises(ConfigError, match="num_slices"):
         select_slices(np.zeros((4, 2, 2)), 0)

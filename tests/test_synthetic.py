@@ -6,6 +6,7 @@ from slicevid.data import load_ct, read_label_csv
 from slicevid.data.synthetic import make_action_clip, make_phantom, write_action_videos, write_tb_phantoms
 from slicevid.data.synthetic.phantoms import AIR_HU, LESION_HU
 from slicevid.data.synthetic.videos import MOTIONS
+from slicevid.errors import ConfigError
 
 
 def test_phantoms_are_hu_int16_nifti_with_spacing(tmp_path):
@@ -25,7 +26,7 @@ def test_class_counts_and_varying_depths(tmp_path):
     assert np.bincount([label for _, label in rows]).tolist() == [3, 2, 1, 1, 1]
     depths = {load_ct(tmp_path / name)[0].shape[0] for name, _ in rows}
     assert len(depths) > 1 and all(10 <= d <= 20 for d in depths)
-    with pytest.raises(ValueError, match="one count or 5 counts"):
+    with pytest.raises(ConfigError, match="one count or 5 counts"):
         write_tb_phantoms(tmp_path, n_per_class=(1, 2), shape=(8, 16, 16))
 
 

@@ -14,6 +14,7 @@ import torch
 from torch.utils.data import TensorDataset
 
 from slicevid import SliceSequenceClassifier, TrainingDivergedError
+from slicevid.errors import CheckpointError, ConfigError
 from slicevid.metrics import classification_report, format_table
 from slicevid.train import TrainConfig, evaluate, extract_features, finetune, fit, pretrain
 from slicevid.train.checkpoint import load_checkpoint
@@ -84,10 +85,10 @@ def test_feature_cache_matches_uncached_training():
 def test_feature_cache_needs_frozen_features_and_no_augmentation():
     model = plain_model()
     model.freeze_encoder()  # the adapter still trains, as in the paper: features are not fixed
-    with pytest.raises(ValueError, match="include_adapter=True"):
+    with pytest.raises(ConfigError, match="include_adapter=True"):
         extract_features(model, toy_data(noise=0.5))
     model.freeze_encoder(include_adapter=True)
-    with pytest.raises(ValueError, match="augment='none'"):
+    with pytest.raises(ConfigError, match="augment='none'"):
         fit(model, toy_data(noise=0.5), None, TrainConfig(epochs=1, feature_cache=True, augment="paper", **QUIET))
 
 
@@ -139,7 +140,7 @@ def test_classification_report_values():
     table = format_table({"PT": report, "No PT": None}, report.class_names, reference={"PT": {"kappa": 0.35}})
     assert f"| PT | {report.kappa:.2f} (0.35) |" in table and "not run" in table
     assert classification_report([1, 1], [1, 1]).kappa == 0.0
-    with pytest.raises(ValueError, match="equal-length"):
+    with pytest.raises(ConfigError, match="equal-length"):
         classification_report([0, 1], [0])
 
 
@@ -277,9 +278,9 @@ def test_train_config_files(tmp_path):
         config.save(tmp_path / name)
         assert TrainConfig.load(tmp_path / name) == config
     (tmp_path / "bad.yaml").write_text("epochs: 3\nlearning_rate: 0.1\n")
-    with pytest.raises(ValueError, match="learning_rate"):
+    with pytest.raises(ConfigError, match="learning_rate"):
         TrainConfig.load(tmp_path / "bad.yaml")
-    with pytest.raises(ValueError, match="augment"):
+    with pytest.raises(ConfigError, match="augment"):
         TrainConfig(augment="flip")
 
 
@@ -300,7 +301,7 @@ def test_resume_from_a_truncated_checkpoint_is_one_clear_error(tmp_path):
     fit(plain_model(), toy_data(noise=0.5), None, TrainConfig(epochs=1, out_dir=str(tmp_path), **QUIET))
     checkpoint = tmp_path / "last.safetensors"
     checkpoint.write_bytes(checkpoint.read_bytes()[:64])
-    with pytest.raises(ValueError, match=r"last\.safetensors: not a readable slicevid checkpoint"):
+    with pytest.raises(CheckpointError, match=r"last\.safetensors: not a readable slicevid checkpoint"):
         fit(
             plain_model(), toy_data(noise=0.5), None, TrainConfig(epochs=2, out_dir=str(tmp_path), resume=True, **QUIET)
         )

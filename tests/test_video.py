@@ -6,6 +6,7 @@ from slicevid import DataError
 from slicevid.data import UCF50_PAPER_CLASSES, ucf50, ucf101
 from slicevid.data.synthetic import write_action_videos, write_video
 from slicevid.data.ucf import video_group
+from slicevid.errors import ConfigError
 
 CLASSES = ("Billiards", "JumpRope", "Rowing")
 
@@ -123,7 +124,7 @@ def test_value_range_and_clip_cache(ucf_root, tmp_path):
     assert torch.allclose(raw[3][0], clip * 255)
     assert raw.input_spec() == {"input_size": (8, 16, 16), "input_range": (0.0, 255.0)}
     assert unit.cache.misses == 1 and raw.cache.hits == 1  # decoded once, read back from the cache
-    with pytest.raises(ValueError, match="value_range"):
+    with pytest.raises(ConfigError, match="value_range"):
         ucf50(ucf_root, classes=CLASSES, num_frames=8, size=16, value_range=(0, 2))
 
 
@@ -134,7 +135,7 @@ def test_keras_three_way_split(ucf_root):
     }
     assert [len(d) for d in splits.values()] == [11, 3, 4]  # 18 clips: 14 / 4, then the last 20% of 14
     assert len({f for d in splits.values() for f in d.files}) == 18
-    with pytest.raises(ValueError, match="split_by='keras'"):
+    with pytest.raises(ConfigError, match="split_by='keras'"):
         ucf50(ucf_root, classes=CLASSES, num_frames=8, size=16, split="test")
 
 

@@ -41,6 +41,11 @@ from .tasks import SliceSupervision, Task
 from .weights import load_into
 
 
+def _execution_field(name: str) -> property:
+    """A read-only model attribute for one `SliceExecution` field (as ``model.slice_chunk`` read in 0.2)."""
+    return property(lambda self: getattr(self.execution, name), doc=f"``execution.{name}``: see `SliceExecution`.")
+
+
 class SliceSequenceClassifier(nn.Module):
     """Classify a 3D volume (or a video clip) as a sequence of 2D slices.
 
@@ -168,17 +173,9 @@ class SliceSequenceClassifier(nn.Module):
         self.execution = execution
         return self
 
-    @property
-    def slice_chunk(self) -> int | None:
-        return self.execution.slice_chunk
-
-    @property
-    def checkpoint_slices(self) -> bool:
-        return self.execution.checkpoint_slices
-
-    @property
-    def channels_last(self) -> bool:
-        return self.execution.channels_last
+    slice_chunk = _execution_field("slice_chunk")
+    checkpoint_slices = _execution_field("checkpoint_slices")
+    channels_last = _execution_field("channels_last")
 
     @contextlib.contextmanager
     def exporting(self) -> Iterator[SliceSequenceClassifier]:

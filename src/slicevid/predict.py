@@ -73,9 +73,10 @@ __all__ = [
 ]
 
 SubmissionIds = Literal["stem", "filename"]
+"""How a submission names a scan: its file name without extensions, or the whole file name."""
 SUBMISSION_IDS: tuple[str, ...] = get_args(SubmissionIds)
 TTA_CHOICES = ("flip", "reverse")
-_SIDES = re.compile(r"(^|[^a-z])(left|right)([^a-z]|$)", re.IGNORECASE)
+"""Test-time augmentations: a left-right flip, and the slices in reverse order."""
 
 
 @dataclass(frozen=True)
@@ -253,6 +254,10 @@ def check_trained_on_scans(config: ModelConfig | None) -> None:
         )
 
 
+SIDED_LABEL = re.compile(r"(^|[^a-z])(left|right)([^a-z]|$)", re.IGNORECASE)
+"""A label that names a side ("left lung"), which a left-right flip would turn into another label."""
+
+
 def check_tta(tta: Sequence[str], tasks: dict[str, Task]) -> tuple[str, ...]:
     """The test-time augmentations, checked against what each task allows.
 
@@ -267,7 +272,7 @@ def check_tta(tta: Sequence[str], tasks: dict[str, Task]) -> tuple[str, ...]:
     tta = tuple(check_choice("tta", t, TTA_CHOICES) for t in tta)
     if "flip" in tta:
         for name, task in tasks.items():
-            sided = [n for n in task.names if _SIDES.search(n)]
+            sided = [n for n in task.names if SIDED_LABEL.search(n)]
             paired = {n for pair in getattr(task, "flip_pairs", ()) for n in pair}
             if set(sided) - paired:
                 raise ConfigError(
@@ -426,6 +431,7 @@ def predict_dataset(
     batch_size: int = 1,
     tta: Sequence[str] = (),
     class_names: Sequence[str] | None = None,
+    explain_dir: str | os.PathLike | None = None,
     progress: bool = False,
 ) -> Predictions:
     """Predict every sample of a dataset of model inputs (``MedMNIST3D``; any with ``file_ids``).
@@ -438,6 +444,7 @@ def predict_dataset(
         batch_size: samples per forward pass.
         tta: test-time augmentations to average over.
         class_names: names of a plain module's classes, when it does not carry them.
+        explain_dir: also compute each sample's slice importance and write its picture here (see `predict_scans`).
         progress: show a progress bar.
     """
     model = load_predictor(checkpoint)
@@ -445,7 +452,7 @@ def predict_dataset(
     tasks = dict(config.tasks) if config is not None else {TARGET: _plain_task(class_names)}
     ids = list(getattr(dataset, "file_ids", None) or (str(i) for i in range(len(dataset))))
     tta = check_tta(tta, tasks)
-    return Predictions(_predict_all(model, dataset, ids, ids, tasks, device, batch_size, 0, tta, None, progress))
+    return Predictions(_predict_all(model, dataset, ids, ids, tasks, device, batch_size, 0, tta, explain_dir, progress))
 
 
 def _predict_all(model, dataset, ids, names, tasks, device, batch_size, num_workers, tta, explain_dir, progress):

@@ -71,10 +71,11 @@ __all__ = [
     "tasks_from_columns",
 ]
 
-ClassWeightMode = Literal["keras", "normalized"]
-CLASS_WEIGHT_MODES: tuple[str, ...] = get_args(ClassWeightMode)
 SLICE_POOLS = ("max", "attention")
 """How slice logits pool into a scan head: the maximum over real slices, or learned attention."""
+ClassWeightMode = Literal["keras", "normalized"]
+"""How class weights scale a batch's loss: Keras's weighted mean, or normalised by the weights' sum."""
+CLASS_WEIGHT_MODES: tuple[str, ...] = get_args(ClassWeightMode)
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
 
 

@@ -260,22 +260,21 @@ def cmd_predict(args: argparse.Namespace) -> None:
     inputs.check_outputs({"--out": args.out, "--submission": args.submission, "--explain": args.explain}, read)
     model = load_predictor(args.checkpoint)
     tta = [t.strip() for t in (args.tta or "").split(",") if t.strip()]
-    common = {"device": args.device, "batch_size": args.batch_size, "tta": tta, "progress": args.progress}
+    common = {"device": args.device, "batch_size": args.batch_size, "tta": tta, "explain_dir": args.explain}
     if args.medmnist:
         from ..data import MedMNIST3D
 
-        rows = predict_dataset(model, MedMNIST3D(args.medmnist, args.split), **common)
+        rows = predict_dataset(model, MedMNIST3D(args.medmnist, args.split), progress=args.progress, **common)
     else:
         preprocessing = resolve_preprocessing(model, args.depth, args.size, args.rotate90, args.nan_policy)
+        scans = {"cache_dir": args.cache_dir, "num_workers": args.num_workers, "series": args.series}
         rows = predict_scans(
             model,
             args.inputs,
             preprocessing=preprocessing,
-            cache_dir=args.cache_dir,
-            explain_dir=args.explain,
-            num_workers=args.num_workers,
-            series=args.series,
             on_error=args.on_error,
+            progress=args.progress,
+            **scans,
             **common,
         )
     say(result_table(rows).rstrip("\n"))

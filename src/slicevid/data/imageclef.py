@@ -17,7 +17,6 @@ cannot be downloaded by slicevid.
 from __future__ import annotations
 
 import os
-from typing import Any
 
 import torch
 
@@ -54,30 +53,16 @@ def read_label_csv(
 class ImageCLEFTBT(LabelledScans):
     """ImageCLEF 2021 TBT scans as ``(volume (1, D, H, W), label)`` pairs.
 
-    Args:
-        root: folder holding the ``.nii.gz`` scans (or DICOM series folders).
-        labels_csv: the challenge label CSV; ``None`` with ``split="test"`` lists every scan
-            in ``root`` unlabelled (label -1), for prediction.
-        split: ``"train"`` / ``"val"`` (the paper's stratified 80/20 split, ``random_state`` 0 by
-            default), ``"all"`` or ``"test"``.
-        label_column: CSV column with the TB type 1..5.
-        **kwargs: [`LabelledScans`][slicevid.data.LabelledScans] options (``val_fraction``, ``seed``,
-            ``file_column``, ``exclude``, ``on_error``) and [`CTVolumeDataset`][slicevid.data.CTVolumeDataset]
-            ones (``preprocessing``, ``cache_dir``, ``transform``, ``workers`` ...).
+    [`LabelledScans`][slicevid.data.LabelledScans] with the challenge's defaults: the TB type in
+    ``TypeOfTB`` (``label_column``), numbered 1..5 (``first_label``) in `TB_CLASSES` order. Its
+    arguments are ``LabelledScans``': ``ImageCLEFTBT(root, "labels.csv", "train")``
+    is the paper's stratified 80/20 training part (``random_state`` 0 by default); ``labels_csv=None``
+    with ``split="test"`` lists every scan in ``root`` unlabelled (label -1), for prediction.
     """
 
-    def __init__(
-        self,
-        root: str | os.PathLike,
-        labels_csv: str | os.PathLike | None = None,
-        split: str = "train",
-        *,
-        label_column: str = TB_LABEL_COLUMN,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(
-            root, labels_csv, split, label_column=label_column, classes=TB_CLASSES, first_label=1, **kwargs
-        )
+    default_label_column = TB_LABEL_COLUMN
+    default_classes = TB_CLASSES
+    default_first_label = 1
 
     def class_weights(self) -> torch.Tensor:
         """Balanced class weights over this split (use on the training split: "CW")."""

@@ -17,7 +17,7 @@ import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -148,7 +148,14 @@ class LabelledScans(CTVolumeDataset):
     own group), grouped by ``group_column`` when given, and made over the rows in CSV order,
     like scikit-learn's ``train_test_split``. ``split="test"`` with a labels CSV is the test
     part of a split column or the held-out fold; ``"all"`` is every labelled scan.
+
+    A dataset of one labels format is a subclass that sets the class attributes below, the
+    defaults of ``label_column``, ``classes`` and ``first_label`` (see `ImageCLEFTBT`).
     """
+
+    default_label_column: ClassVar[str] = "label"
+    default_classes: ClassVar[tuple[str, ...] | None] = None
+    default_first_label: ClassVar[int | None] = None
 
     def __init__(
         self,
@@ -173,6 +180,9 @@ class LabelledScans(CTVolumeDataset):
         **kwargs: Any,
     ) -> None:
         self.split = check_choice("split", split, SPLITS)
+        label_column = label_column or self.default_label_column
+        classes = classes if classes is not None else self.default_classes
+        first_label = first_label if first_label is not None else self.default_first_label
         if not 0 < label_fraction <= 1:
             raise ConfigError("label_fraction", f"must lie in (0, 1], got {label_fraction}")
         settings = SplitSettings(val_fraction, split_column, group_column, folds, fold)
@@ -201,9 +211,7 @@ class LabelledScans(CTVolumeDataset):
             super().__init__(find_scans(root), None, on_error=on_error, classes=classes, root=root, **kwargs)
             self.head_names = {TARGET: tuple(classes or ())}
             return
-        heads = (
-            dict(heads) if heads else {TARGET: HeadColumns("class", (label_column or "label",), classes, first_label)}
-        )
+        heads = dict(heads) if heads else {TARGET: HeadColumns("class", (label_column,), classes, first_label)}
         extra = [column for column in (split_column, group_column) if column]
         table = read_label_table(labels_csv, file_column, heads, extra=extra)
         self.spec = replace(
