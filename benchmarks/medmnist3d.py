@@ -25,6 +25,9 @@ bare training loop over tensors already in memory), so the cost of slicevid's lo
     python benchmarks/medmnist3d.py --npz ~/.medmnist/nodulemnist3d_64.npz --out runs/nodule64
     python benchmarks/medmnist3d.py --quick --out /tmp/m                        # smoke test
 
+Each finished (row, seed) is saved in its folder under ``--out``, so an interrupted run, rerun
+with the same command, goes on where it stopped.
+
 Data: ``--npz`` (default: ``../shared/data/adrenalmnist3d.npz`` beside the repository), any
 MedMNIST 3D file at any size. The data is CC BY 4.0; cite MedMNIST v2 with any figure from it.
 """
@@ -33,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
 import math
 import statistics
 import time
@@ -199,6 +203,28 @@ def floor_seconds(build, train, val, batches: int = 6, batch_size: int = 32) -> 
     return training + (time.perf_counter() - started) / (2 * batch_size) * len(val)
 
 
+def row_folder(out: Path, seed: int, row: Row) -> Path:
+    return out / f"seed{seed}" / row.name.replace(" ", "_").replace(",", "").replace("(", "").replace(")", "")
+
+
+def kept_or_run(row: Row, seed: int, data: dict, starts: dict[str, Path], args, out: Path) -> dict:
+    """A row's result on one seed: the one an earlier, interrupted run saved, else a fresh run's.
+
+    A whole run takes hours on a CPU, so each finished (row, seed) is saved as it ends and a
+    rerun with the same ``--out`` goes on where the last one stopped.
+    """
+    from slicevid._io import atomic_write_text
+
+    saved = row_folder(out, seed, row) / "result.json"
+    if saved.is_file():
+        return json.loads(saved.read_text())
+    started = time.perf_counter()
+    result = run_row(row, seed, data, starts.get(row.name), args, out)
+    result["wall_seconds"] = time.perf_counter() - started  # training and test scoring
+    atomic_write_text(saved, json.dumps(result))
+    return result
+
+
 def run_row(row: Row, seed: int, data: dict, pretrained: Path | None, args: argparse.Namespace, out: Path) -> dict:
     """Train one row on one seed; its kept model's test scores, costs and best-epoch events."""
     from slicevid import create_model
@@ -212,7 +238,7 @@ def run_row(row: Row, seed: int, data: dict, pretrained: Path | None, args: argp
 
     train, val, test = data["train"], data["val"], data["test"]
     tasks = {TARGET: Multiclass(train.class_names)}
-    folder = out / f"seed{seed}" / row.name.replace(" ", "_").replace(",", "").replace("(", "").replace(")", "")
+    folder = row_folder(out, seed, row)
     settings = train_settings(args, seed, row, folder)
     tracker = TestWhenBest(test)
     side = train.input_spec()["input_size"][-1]
@@ -272,6 +298,9 @@ def pretrain_on_clips(seed: int, side: int, depth: int, args: argparse.Namespace
         if not row.pretrained:
             continue
         folder = out / f"seed{seed}" / f"pretrain-{row.architecture['aggregator']}"
+        if (folder / "best").is_dir():  # pretrained by an earlier, interrupted run
+            starts[row.name] = folder / "best"
+            continue
         settings = TrainConfig(
             epochs=args.pretrain_epochs,
             batch_size=16,
@@ -442,12 +471,13 @@ def main(argv: list[str] | None = None) -> list[dict]:
     results: dict[str, list[dict]] = {row.name: [] for row in chosen}
     for seed in args.seeds:
         pretraining = time.perf_counter()
-        starts = pretrain_on_clips(seed, side, depth, args, out) if any(r.pretrained for r in chosen) else {}
+        pending = [row for row in chosen if not (row_folder(out, seed, row) / "result.json").is_file()]
+        starts = pretrain_on_clips(seed, side, depth, args, out) if any(r.pretrained for r in pending) else {}
         if starts:
             seconds = time.perf_counter() - pretraining
             print(f"seed {seed} | video pretraining of the PT rows: {seconds:.0f} s", flush=True)
         for row in chosen:
-            result = run_row(row, seed, data, starts.get(row.name), args, out)
+            result = kept_or_run(row, seed, data, starts, args, out)
             results[row.name].append(result)
             print(
                 f"seed {seed} | {row.name}: test AUC {result['test_auc']:.3f}, {result['epochs_run']} epochs",

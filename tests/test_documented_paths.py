@@ -264,6 +264,23 @@ def test_the_plain_defaults_from_random_weights_get_one_line_of_advice(scans, tm
     assert "what learns from scratch: --aggregator attention --feature-norm layernorm" in capsys.readouterr().out
 
 
+def test_a_plain_module_fine_tunes_after_its_head_is_swapped_for_fewer_classes():
+    """Pretrain with ten classes, swap the head for three: the second fit describes the new head."""
+    import torch
+    from torch import nn
+
+    from slicevid.train import TrainConfig, fit
+    from tests.helpers import toy_data
+
+    torch.manual_seed(0)
+    module = nn.Sequential(nn.Flatten(), nn.Linear(3 * 32 * 32, 10))
+    quiet = TrainConfig(epochs=1, batch_size=4, progress=False)
+    fit(module, toy_data(20, classes=10), toy_data(10, classes=10, seed=1), quiet)
+    module[1] = nn.Linear(3 * 32 * 32, 3)
+    result = fit(module, toy_data(), toy_data(seed=1), quiet, class_names=["a", "b", "c"])
+    assert result.config.class_names == ("a", "b", "c") and module.config.class_names == ("a", "b", "c")
+
+
 def test_a_plain_module_trained_by_fit_predicts_without_repeating_its_class_names(scans):
     import torch
     from torch import nn

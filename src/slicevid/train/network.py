@@ -57,12 +57,14 @@ class ModelOutputs(nn.Module):
 def describe_model(model: nn.Module, dataset: Dataset, class_names: Sequence[str] | None = None) -> ModelConfig:
     """The [`ModelConfig`][slicevid.ModelConfig] of a model about to be trained on ``dataset``.
 
-    A slicevid model has its own; a plain module that carries a ``config`` attribute (a
-    ``ModelConfig``) provides one; any other plain module gets one multi-class head, its class
-    count read from one forward pass of the first sample, and no architecture names.
+    A slicevid model has its own. A plain module's class count is read from one forward pass
+    of the first sample: a ``config`` it carries (its own, or the one an earlier fit left) is
+    kept while its heads still match that count, and otherwise the module gets one multi-class
+    head and no architecture names. The check matters when a head is swapped between two fits,
+    as in video pretraining (ten actions) before fine-tuning (five classes).
     """
     config = getattr(model, "config", None)
-    if isinstance(config, ModelConfig):
+    if isinstance(config, ModelConfig) and config.encoder is not None:
         return config
     volume = first_input(dataset)
     was_training = model.training
@@ -73,6 +75,8 @@ def describe_model(model: nn.Module, dataset: Dataset, class_names: Sequence[str
     if logits.ndim != 2:
         shape = tuple(logits.shape)
         raise ConfigError(f"model {type(model).__name__}", f"must return logits (B, classes), got {shape}")
+    if isinstance(config, ModelConfig) and [task.outputs for task in config.tasks.values()] == [logits.shape[1]]:
+        return config
     names = class_names_for(logits.shape[1], dataset, class_names)
     return ModelConfig(encoder=None, aggregator=None, tasks={TARGET: Multiclass(names)}, in_channels=volume.shape[0])
 
