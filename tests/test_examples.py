@@ -16,6 +16,7 @@ def test_every_example_is_listed():
         "pretrain_finetune.py",
         "predict.py",
         "keras_weights.py",
+        "medmnist.py",
     }
 
 

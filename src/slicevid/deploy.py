@@ -37,6 +37,7 @@ from ._io import atomic_write
 from .errors import CheckpointError, ConfigError, DataError
 from .model_config import ModelConfig
 from .outputs import Outputs
+from .resample import PAPER_SIZE
 from .tasks import Task
 
 __all__ = [
@@ -86,7 +87,7 @@ def _example(model: nn.Module, depth: int | None) -> tuple[Tensor, Tensor]:
         raise ConfigError(
             "depth", f"must be an integer of at least 2 (the exported depth is dynamic from 2 up), got {depth!r}"
         )
-    size = model.config.input_size or (None, 224, 224)
+    size = model.config.input_size or (None, *PAPER_SIZE[1:])
     depth = depth or size[0] or 8
     volumes = torch.rand(2, model.config.in_channels, depth, size[1], size[2])
     return volumes, torch.tensor([depth, max(1, depth - 1)])

@@ -47,8 +47,11 @@ def plot_training_curves(
     epochs = [row["epoch"] for row in history]
     shown = [m for m in dict.fromkeys([*([monitor] if monitor != "val_loss" else []), *metrics]) if m in history[0]]
     panels = 2 + len(shown)
-    fig, axes = plt.subplots(1, panels, figsize=(4.2 * min(panels, 4), 3.4 * math.ceil(panels / 4)), squeeze=False)
-    axes = axes[0]
+    columns, rows = min(panels, 4), math.ceil(panels / 4)
+    fig, grid = plt.subplots(rows, columns, figsize=(4.2 * columns, 3.4 * rows), squeeze=False)
+    for spare in grid.flat[panels:]:  # a last row that is not full
+        spare.set_axis_off()
+    axes = list(grid.flat[:panels])
     loss_ax, rate_ax = axes[0], axes[-1]
     loss_ax.plot(epochs, [row["train_loss"] for row in history], "o-", label="train")
     if "val_loss" in history[0]:

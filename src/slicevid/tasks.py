@@ -196,6 +196,10 @@ class Task:
         """One scan's cells under `result_columns()`."""
         return [self.names[decision], *(f"{p:.4f}" for p in probabilities)]
 
+    def target_cell(self, target: np.ndarray) -> str:
+        """A scan's known target as one CSV cell: its class or level name (0/1 per label, the score)."""
+        return self.names[int(target)]
+
     def inverse_activate(self, probabilities: Tensor) -> Tensor:
         """Logits whose `activate()` gives ``probabilities`` (to average several models' probabilities)."""
         raise NotImplementedError
@@ -392,6 +396,10 @@ class Multilabel(Task):
     def result_cells(self, probabilities, decision) -> list[str]:
         return [*(f"{p:.4f}" for p in probabilities), *(str(int(d)) for d in decision)]
 
+    def target_cell(self, target) -> str:
+        """The 0/1 labels, ``;``-separated (a missing label left empty)."""
+        return ";".join("" if math.isnan(v) else str(int(v)) for v in np.asarray(target, dtype=float).reshape(-1))
+
     def missing(self, targets):
         """A sample misses this head only when every label is missing (single missing labels are masked too)."""
         nan = torch.isnan(targets) if isinstance(targets, Tensor) else np.isnan(targets)
@@ -555,6 +563,9 @@ class Regression(Task):
 
     def result_cells(self, probabilities, decision) -> list[str]:
         return [f"{decision:.4f}"]
+
+    def target_cell(self, target) -> str:
+        return f"{float(np.asarray(target).reshape(-1)[0]):.4f}"
 
     def missing(self, targets):
         nan = torch.isnan(targets) if isinstance(targets, Tensor) else np.isnan(targets)

@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 from .._registry import check_choice, check_literal_fields
 from ..errors import ConfigError
+from ..resample import PAPER_SIZE
 
 VALUE_RANGES = ((0.0, 1.0), (0.0, 255.0))
 
@@ -28,8 +29,8 @@ class ClipSettings:
         value_range: frame values in (0, 1), or raw (0, 255) as the authors fed them in pretraining.
     """
 
-    num_frames: int = field(default=70, metadata={"flags": ("--num-frames", "--depth")})
-    size: int = 224
+    num_frames: int = field(default=PAPER_SIZE[0], metadata={"flags": ("--num-frames", "--depth")})
+    size: int = PAPER_SIZE[1]
     frames: Literal["first", "uniform"] = "first"
     short: Literal["drop", "pad"] = "drop"
     value_range: tuple[float, float] = (0.0, 1.0)

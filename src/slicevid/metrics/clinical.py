@@ -83,15 +83,8 @@ def brier(targets: np.ndarray, probabilities: np.ndarray) -> float:
 def expected_calibration_error(targets: np.ndarray, probabilities: np.ndarray, bins: int = CALIBRATION_BINS) -> float:
     """Top-label ECE: over equal-width bins of the top probability, the scan-weighted gap between
     the mean top probability and the accuracy of the top class (Guo et al., 2017)."""
-    confidence, correct = _top_label(targets, probabilities)
-    edges = np.linspace(0.0, 1.0, bins + 1)
-    which = np.clip(np.digitize(confidence, edges[1:-1], right=True), 0, bins - 1)
-    gap = 0.0
-    for b in range(bins):
-        inside = which == b
-        if inside.any():
-            gap += inside.mean() * abs(confidence[inside].mean() - correct[inside].mean())
-    return float(gap)
+    confidence, accuracy, counts = reliability_curve(targets, probabilities, bins)
+    return float(np.sum(counts / counts.sum() * np.abs(confidence - accuracy)))
 
 
 def reliability_curve(

@@ -163,14 +163,8 @@ def _oof_rows(evaluation: Evaluation, ids, fold: int) -> tuple[list[str], list[l
 
 
 def _truth_cell(task: Task, truth: np.ndarray) -> str:
-    """A target as the CSV writes it: a name for classes and levels, 0/1 per label, the score; empty if missing."""
-    if bool(np.all(task.missing(np.asarray(truth)[None]))):
-        return ""
-    if task.column_kind in ("class", "level"):
-        return task.names[int(truth)]
-    if task.column_kind == "binary":
-        return ";".join("" if math.isnan(v) else str(int(v)) for v in np.asarray(truth).reshape(-1))
-    return f"{float(np.asarray(truth).reshape(-1)[0]):.4f}"
+    """A target as the CSV writes it (`Task.target_cell`), or empty where it is missing."""
+    return "" if bool(np.all(task.missing(np.asarray(truth)[None]))) else task.target_cell(truth)
 
 
 def _over_folds(fold_metrics: list[dict[str, float]]) -> dict[str, dict[str, Any]]:
