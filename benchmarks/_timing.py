@@ -51,14 +51,19 @@ def save_json(path: str | Path | None, payload: dict) -> None:
         Path(path).write_text(json.dumps(payload, indent=2) + "\n")
 
 
-def finish_table(out: Path, title: str, started: float, body: str, results: object, name: str = "results.json") -> str:
+def finish_table(
+    out: Path, title: str, started: float, body: str, results: object, name: str = "results.json", spent: float = 0.0
+) -> str:
     """A table script's last step: ``title``, the machine and the run's seconds above ``body``.
 
-    The text is printed and written to ``out/table.md``, ``results`` to ``out/name`` (each atomically).
+    The seconds are those since ``started``, or ``spent`` when larger (a resumed run's earlier
+    work). The text is printed and written to ``out/table.md``, ``results`` to ``out/name``
+    (each atomically).
     """
     from slicevid._io import atomic_write_text
 
-    text = f"{title}, {machine()}, {time.perf_counter() - started:.0f} s in all\n\n{body}\n"
+    seconds = max(time.perf_counter() - started, spent)
+    text = f"{title}, {machine()}, {seconds:.0f} s in all\n\n{body}\n"
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / name, json.dumps(results, indent=2, default=str) + "\n")
     atomic_write_text(out / "table.md", text)
