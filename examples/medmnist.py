@@ -1,6 +1,6 @@
 """Real scans from Python: AdrenalMNIST3D (MedMNIST v2) on its official split, scored with 95% intervals.
 
-Trains the compact CNN with attention for three epochs (about half a minute on two CPU cores),
+Trains the compact CNN with attention for three epochs (about 40 s on two CPU cores),
 keeps the epoch of the best validation AUC, and reports the official test split with bootstrap
 intervals. The data is the repository's copy (``../shared/data``), a path given as the first
 argument, or ``~/.medmnist/adrenalmnist3d.npz`` (the ``medmnist`` package's folder).

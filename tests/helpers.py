@@ -101,6 +101,10 @@ def write_dicom_series(folder: Path, volume_dhw: np.ndarray, spacing=(2.5, 0.8, 
     return folder
 
 
+SHARED_ADRENALMNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "adrenalmnist3d.npz"
+"""The real AdrenalMNIST3D file beside the repository (CI has it; a clone elsewhere may not)."""
+
+
 def write_medmnist_npz(path: Path, counts=(24, 8, 8), side: int = 8, classes: int = 2, seed: int = 0) -> Path:
     """A tiny MedMNIST-format ``.npz``: uint8 ``(N, D, H, W)`` volumes whose class is a bright cube's position."""
     rng = np.random.default_rng(seed)

@@ -1,7 +1,6 @@
 """MedMNIST 3D: the reader on the real AdrenalMNIST3D file and on a tiny one, and every command taking --medmnist."""
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,9 +10,9 @@ from slicevid.cli import main
 from slicevid.data import MEDMNIST_3D, MedMNIST3D
 from slicevid.errors import ConfigError, DataError
 
+from .helpers import SHARED_ADRENALMNIST as REAL
 from .helpers import write_medmnist_npz
 
-REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "adrenalmnist3d.npz"
 SMALL = ["--encoder", "compact_cnn", "--encoder-kwargs", '{"widths": [4, 8]}', "--aggregator", "attention"]
 FAST = ["--epochs", "2", "--batch-size", "8", "--optimizer", "adamw", "--no-progress", "--device", "cpu"]
 
