@@ -462,6 +462,7 @@ def test_encoder_kwargs_reach_timm(data, tmp_path):
     )
 
 
+@pytest.mark.slow
 def test_demo_quick(tmp_path, capsys):
     import json
 

@@ -121,6 +121,7 @@ def test_a_damaged_12_bit_jpeg_extended_stream_is_decoded_by_gdcm():
     assert np.abs(damaged - repaired.astype(np.float32)).max() <= 1
 
 
+@pytest.mark.slow
 def test_every_bundled_file_is_read_or_refused_in_one_line(tmp_path):
     """The whole bundled corpus: nothing gives a traceback, nothing colour or non-image becomes a volume."""
     from pydicom.data import get_testdata_files

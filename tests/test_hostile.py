@@ -42,6 +42,7 @@ def phantoms(tmp_path_factory):
 
 
 # ------------------------------------------------------------------ nothing lost
+@pytest.mark.slow
 def test_demo_never_deletes_what_it_did_not_write(tmp_path, capsys):
     folder = tmp_path / "p"
     (folder / "src").mkdir(parents=True)

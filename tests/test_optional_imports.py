@@ -9,10 +9,13 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 BLOCKED = ["monai", "torchio", "pytorchvideo", "av", "nibabel", "pydicom", "sklearn"]
 
 
+@pytest.mark.slow
 def test_model_and_throughput_benchmark_without_data_packages():
     script = textwrap.dedent(
         f"""

@@ -123,6 +123,7 @@ def test_ssl_trains_on_mixed_depths_and_changes_the_encoder(unlabeled, tmp_path,
     assert saved.config.preprocessing == NATIVE and result.history
 
 
+@pytest.mark.slow
 def test_video_then_ssl_chains_and_the_cli_checkpoint_fine_tunes(layouts, unlabeled, tmp_path):
     videos = layouts / "kinetics" / "train"
     small = ["--encoder", "compact_cnn", "--aggregator", "lstm", "--epochs", "1", "--batch-size", "4", "--no-progress"]
