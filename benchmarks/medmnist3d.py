@@ -207,6 +207,11 @@ def row_folder(out: Path, seed: int, row: Row) -> Path:
     return out / f"seed{seed}" / row.name.replace(" ", "_").replace(",", "").replace("(", "").replace(")", "")
 
 
+def saved_result(out: Path, seed: int, row: Row) -> Path:
+    """Where a finished (row, seed) keeps its result, so that a rerun skips it."""
+    return row_folder(out, seed, row) / "result.json"
+
+
 def kept_or_run(row: Row, seed: int, data: dict, starts: dict[str, Path], args, out: Path) -> dict:
     """A row's result on one seed: the one an earlier, interrupted run saved, else a fresh run's.
 
@@ -215,7 +220,7 @@ def kept_or_run(row: Row, seed: int, data: dict, starts: dict[str, Path], args, 
     """
     from slicevid._io import atomic_write_text
 
-    saved = row_folder(out, seed, row) / "result.json"
+    saved = saved_result(out, seed, row)
     if saved.is_file():
         return json.loads(saved.read_text())
     started = time.perf_counter()
@@ -480,11 +485,11 @@ def main(argv: list[str] | None = None) -> list[dict]:
     results: dict[str, list[dict]] = {row.name: [] for row in chosen}
     for seed in args.seeds:
         pretraining = time.perf_counter()
-        pending = [row for row in chosen if not (row_folder(out, seed, row) / "result.json").is_file()]
+        pending = [row for row in chosen if not saved_result(out, seed, row).is_file()]
         starts = pretrain_on_clips(seed, side, depth, args, out) if any(r.pretrained for r in pending) else {}
         if starts:
             seconds = time.perf_counter() - pretraining
-            print(f"seed {seed} | video pretraining of the PT rows: {seconds:.0f} s", flush=True)
+            print(f"seed {seed} | video pretraining of the PT rows not saved before: {seconds:.0f} s", flush=True)
         for row in chosen:
             result = kept_or_run(row, seed, data, starts, args, out)
             results[row.name].append(result)
